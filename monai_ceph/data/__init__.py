@@ -7,3 +7,4 @@ from .landmark_sets import (
     get_landmark_set,
     map_landmarks,
 )
+from .locations import ISBI_ENV, isbi_dir
