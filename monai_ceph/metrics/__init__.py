@@ -1,1 +1,1 @@
-
+from .radial_error import DEFAULT_SDR_THRESHOLDS, RadialErrorMetric, compute_radial_error, summarize_radial_errors
