@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from monai.handlers import from_engine
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_ceph.data import LandmarkSet
+from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, RadialErrorMetric
+
+from .utils import engine_output, landmark_labels
+
+idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+Figure, _ = optional_import("matplotlib.figure", name="Figure")
+FigureCanvasAgg, _ = optional_import("matplotlib.backends.backend_agg", name="FigureCanvasAgg")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["EvaluationReport"]
+
+
+def _number(v: Any) -> float | int | None:
+    """JSON-friendly scalar: None for NaN."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+class EvaluationReport:
+    """
+    Event handler writing the radial-error report of an evaluation run when the engine COMPLETES:
+
+    - ``<output_dir>/<filename>_summary.json``: ``n_images``, ``n_landmarks``, ``n_valid`` (annotated points),
+      ``n_missed`` (annotated points without prediction), ``mre_mm``, ``sd_mm``, ``sdr_percent``
+      (``{"2.0": ...}``), the ``thresholds_mm`` and a ``per_landmark`` list of the same statistics;
+    - ``<output_dir>/<filename>_per_landmark.csv``: one row per landmark, columns
+      ``index, abbreviation, name, mre_mm, sd_mm, sdr_<t>mm..., n_valid, n_missed``;
+    - ``<output_dir>/<filename>_per_landmark.png``: bar chart of the per-landmark MRE with SD error bars.
+
+    The handler accumulates its own :py:class:`monai_ceph.metrics.RadialErrorMetric` from every iteration's
+    ``engine.state.output`` (``"pred_landmarks"``, ``"landmarks"`` in source pixels and ``"spacing"`` by
+    default), so it does not depend on a metric being attached. In multi-process runs every rank takes part in
+    gathering the errors and only ``save_rank`` writes the files. The last summary is kept in ``self.summary``.
+    Statistics follow the metric: NaN ground truth is excluded, missed predictions are SDR failures and are left
+    out of MRE/SD; NaN statistics (e.g. a landmark never annotated) are written as ``null`` / empty cells.
+
+    Args:
+        output_dir: folder for the report; created when missing.
+        thresholds: SDR thresholds in mm (success: ``error <= threshold``).
+        landmark_set: names the landmarks; None gives ``L1..LN``.
+        output_transform: extracts ``(pred_landmarks, landmarks, spacing)`` from ``engine.state.output``.
+        filename: prefix of the three file names.
+        plot: whether to write the PNG chart.
+        save_rank: the rank that writes the files.
+        name: identifier of logging.logger to use, defaulting to ``engine.logger``.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike = "./",
+        thresholds: Sequence[float] = DEFAULT_SDR_THRESHOLDS,
+        landmark_set: str | LandmarkSet | None = "isbi2015",
+        output_transform: Callable = from_engine(["pred_landmarks", "landmarks", "spacing"]),
+        filename: str = "radial_error",
+        plot: bool = True,
+        save_rank: int = 0,
+        name: str | None = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.metric = RadialErrorMetric(thresholds=thresholds)
+        self.landmark_set = landmark_set
+        self.output_transform = output_transform
+        self.filename = filename
+        self.plot = plot
+        self.save_rank = save_rank
+        self.summary: dict[str, Any] | None = None
+        self.logger = logging.getLogger(name)
+        self._name = name
+
+    def attach(self, engine: Engine) -> None:
+        """
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        if self._name is None:
+            self.logger = engine.logger
+        if not engine.has_event_handler(self._started, Events.STARTED):
+            engine.add_event_handler(Events.STARTED, self._started)
+        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        if not engine.has_event_handler(self._completed, Events.COMPLETED):
+            engine.add_event_handler(Events.COMPLETED, self._completed)
+
+    def _started(self, _engine: Engine) -> None:
+        self.metric.reset()
+        self.summary = None
+
+    def __call__(self, engine: Engine) -> None:
+        """Accumulate the errors of one iteration.
+
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        y_pred, y, spacing = self.output_transform(engine_output(engine))
+        self.metric(y_pred, y, spacing=spacing)
+
+    def _completed(self, _engine: Engine) -> None:
+        """Gather the errors (every rank) and write the report (``save_rank`` only)."""
+        summary = self.compute_summary()
+        if idist.get_rank() == self.save_rank:
+            self.write(summary)
+
+    def compute_summary(self) -> dict[str, Any]:
+        """The report content as a JSON-friendly dict (see the class docstring)."""
+        pooled, per = self.metric.aggregate("mean"), self.metric.aggregate("mean_batch")
+        n_images, n_landmarks = self.metric.get_buffer().shape
+        abbreviations, names = landmark_labels(self.landmark_set, n_landmarks)
+        keys = [str(t) for t in self.metric.thresholds]
+
+        def stats(s: dict, i: int | None = None) -> dict[str, Any]:
+            at = (lambda v: v) if i is None else (lambda v: v[..., i])
+            return {
+                "mre_mm": _number(at(s["mre"])),
+                "sd_mm": _number(at(s["sd"])),
+                "sdr_percent": {k: _number(v) for k, v in zip(keys, at(s["sdr"]))},
+                "n_valid": _number(at(s["n_valid"])),
+                "n_missed": _number(at(s["n_missed"])),
+            }
+
+        per_landmark = [
+            {"index": i, "abbreviation": a, "name": n, **stats(per, i)}
+            for i, (a, n) in enumerate(zip(abbreviations, names))
+        ]
+        lset = getattr(self.landmark_set, "name", self.landmark_set)
+        self.summary = {
+            "landmark_set": lset,
+            "n_images": n_images,
+            "n_landmarks": n_landmarks,
+            "thresholds_mm": list(self.metric.thresholds),
+            **stats(pooled),
+            "per_landmark": per_landmark,
+        }
+        return self.summary
+
+    def write(self, summary: dict[str, Any]) -> list[str]:
+        """Write the JSON, CSV and (optionally) PNG files of ``summary``; returns their paths."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        base = os.path.join(self.output_dir, self.filename)
+        paths = [f"{base}_summary.json", f"{base}_per_landmark.csv"]
+        with open(paths[0], "w") as f:
+            json.dump(summary, f, indent=2)
+
+        sdr_columns = [f"sdr_{k}mm" for k in summary["sdr_percent"]]
+        columns = ["index", "abbreviation", "name", "mre_mm", "sd_mm", *sdr_columns, "n_valid", "n_missed"]
+        with open(paths[1], "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for r in summary["per_landmark"]:
+                row = [r["index"], r["abbreviation"], r["name"], r["mre_mm"], r["sd_mm"]]
+                row += [*r["sdr_percent"].values(), r["n_valid"], r["n_missed"]]
+                writer.writerow(["" if v is None else v for v in row])
+
+        if self.plot:
+            paths.append(f"{base}_per_landmark.png")
+            self._plot(summary, paths[-1])
+
+        sdr = ", ".join(f"SDR@{k}mm {v:.2f}%" for k, v in summary["sdr_percent"].items() if v is not None)
+        mre, sd = (float("nan") if v is None else v for v in (summary["mre_mm"], summary["sd_mm"]))
+        self.logger.info(
+            f"radial error over {summary['n_images']} images: MRE {mre:.3f} ± {sd:.3f} mm, {sdr}; "
+            f"{summary['n_missed']} missed; report in {self.output_dir}."
+        )
+        return paths
+
+    @staticmethod
+    def _plot(summary: dict[str, Any], path: str) -> None:
+        rows = summary["per_landmark"]
+        nan = float("nan")
+        mre = [nan if r["mre_mm"] is None else r["mre_mm"] for r in rows]
+        sd = [0.0 if r["sd_mm"] is None else r["sd_mm"] for r in rows]
+        fig = Figure(figsize=(max(6.0, 0.45 * len(rows)), 4.0), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.bar(range(len(rows)), mre, yerr=sd, capsize=3, color="tab:blue", ecolor="0.3")
+        if summary["mre_mm"] is not None:
+            ax.axhline(summary["mre_mm"], color="tab:red", linestyle="--", label=f"MRE {summary['mre_mm']:.2f} mm")
+            ax.legend(loc="upper right")
+        ax.set_xticks(range(len(rows)), [r["abbreviation"] for r in rows], rotation=45)
+        ax.set_xlabel("landmark")
+        ax.set_ylabel("radial error (mm), mean ± SD")
+        ax.set_title(f"Radial error per landmark ({summary['n_images']} images)")
+        fig.tight_layout()
+        fig.savefig(path)

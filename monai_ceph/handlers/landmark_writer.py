@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monai.utils import IgniteInfo, ensure_tuple, min_version, optional_import
+
+from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.metrics.radial_error import compute_radial_error
+
+from .utils import decollated_items, engine_output, item_id, item_points, item_source_filename, landmark_labels
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["LandmarkWriter", "landmark_table"]
+
+_COLUMNS = ("index", "abbreviation", "name", "x", "y", "x_mm", "y_mm", "confidence")
+_GT_COLUMNS = ("gt_x", "gt_y", "gt_x_mm", "gt_y_mm", "error_mm")
+
+
+def _value(v: float) -> float | None:
+    """JSON/CSV-friendly number: None for NaN (a missing landmark), else a float."""
+    return None if math.isnan(v) else float(v)
+
+
+def landmark_table(
+    pred: np.ndarray,
+    spacing: np.ndarray,
+    confidence: np.ndarray | None = None,
+    gt: np.ndarray | None = None,
+    landmark_set: str | LandmarkSet | None = "isbi2015",
+) -> list[dict[str, Any]]:
+    """One row per landmark: names, source-pixel ``x, y``, mm ``x_mm, y_mm`` (pixel * spacing), confidence, and,
+    when ``gt`` is given, the ground truth in pixels and mm and the radial ``error_mm`` (None where missing).
+
+    Args:
+        pred: ``(N, 2)`` predicted landmarks in source pixels (x, y).
+        spacing: ``(2,)`` mm per pixel (x, y).
+        confidence: ``(N,)`` or None.
+        gt: ``(N, 2)`` ground truth in source pixels, NaN where not annotated, or None.
+        landmark_set: names the rows; None gives ``L1..LN``.
+    """
+    abbreviations, names = landmark_labels(landmark_set, len(pred))
+    pred_mm = pred * spacing
+    errors = None if gt is None else compute_radial_error(pred[None], gt[None], spacing)[0]
+    rows = []
+    for i, (abbr, name) in enumerate(zip(abbreviations, names)):
+        row: dict[str, Any] = {"index": i, "abbreviation": abbr, "name": name}
+        row.update(zip(("x", "y", "x_mm", "y_mm"), map(_value, (*pred[i], *pred_mm[i]))))
+        row["confidence"] = None if confidence is None else _value(confidence[i])
+        if gt is not None and errors is not None:
+            row.update(zip(_GT_COLUMNS, map(_value, (*gt[i], *(gt[i] * spacing), errors[i]))))
+            if math.isinf(errors[i]):
+                row["error_mm"] = None  # missed prediction: no finite error (a failure for the SDR)
+        rows.append(row)
+    return rows
+
+
+class LandmarkWriter:
+    """
+    Event handler triggered on completing every iteration: writes the predicted landmarks of each image of
+    ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``.
+
+    Reads, from each decollated output item, ``pred_key`` (``(N, 2)`` source pixels), ``spacing_key`` (``(2,)``
+    mm/px), optionally ``confidence_key`` (``(N,)``) and ``label_key`` (``(N, 2)`` ground truth in source pixels;
+    when present the files also carry it and the error in mm), and ``id_key`` or, when that is absent, the stem of
+    the ``image_key`` meta ``filename_or_obj``. Missing values are written as JSON ``null`` / an empty CSV cell.
+    In multi-process runs every rank writes the files of its own images.
+
+    The JSON holds ``{"id", "source", "landmark_set", "spacing", "landmarks": [row, ...], "mre_mm"}``
+    (``mre_mm`` only with ground truth); the CSV has one row per landmark with the columns
+    ``index, abbreviation, name, x, y, x_mm, y_mm, confidence[, gt_x, gt_y, gt_x_mm, gt_y_mm, error_mm]``.
+
+    Args:
+        output_dir: folder for the files; created when missing.
+        landmark_set: the set naming the landmarks (``monai_ceph.data.get_landmark_set``); None gives ``L1..LN``.
+        formats: any of ``"json"``, ``"csv"``.
+        pred_key, confidence_key, spacing_key, label_key, id_key, image_key: keys of the output items;
+            ``confidence_key`` / ``label_key`` may be absent from the items (or None to ignore them).
+        output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
+        name: identifier of logging.logger to use, defaulting to ``engine.logger``.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike = "./",
+        landmark_set: str | LandmarkSet | None = "isbi2015",
+        formats: Sequence[str] | str = ("json", "csv"),
+        pred_key: str = "pred_landmarks",
+        confidence_key: str | None = "pred_confidence",
+        spacing_key: str = "spacing",
+        label_key: str | None = "landmarks",
+        id_key: str | None = "id",
+        image_key: str = "image",
+        output_transform: Callable = lambda x: x,
+        name: str | None = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.landmark_set = None if landmark_set is None else get_landmark_set(landmark_set)
+        self.formats = tuple(f.lower() for f in ensure_tuple(formats))
+        unknown = set(self.formats) - {"json", "csv"}
+        if unknown:
+            raise ValueError(f"unsupported landmark file formats {sorted(unknown)}; use 'json' and/or 'csv'.")
+        self.pred_key, self.confidence_key, self.spacing_key = pred_key, confidence_key, spacing_key
+        self.label_key, self.id_key, self.image_key = label_key, id_key, image_key
+        self.output_transform = output_transform
+        self.logger = logging.getLogger(name)
+        self._name = name
+
+    def attach(self, engine: Engine) -> None:
+        """
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        if self._name is None:
+            self.logger = engine.logger
+        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        for item in decollated_items(self.output_transform(engine_output(engine))):
+            self.write(item)
+
+    def write(self, item: Mapping) -> list[str]:
+        """Write the files of one decollated output item; returns their paths."""
+        pred = item_points(item, self.pred_key)
+        spacing = item_points(item, self.spacing_key, ndim=1)
+        has = lambda key: key is not None and item.get(key) is not None  # noqa: E731
+        confidence = item_points(item, self.confidence_key, ndim=1) if has(self.confidence_key) else None
+        gt = item_points(item, self.label_key) if has(self.label_key) else None  # type: ignore[arg-type]
+        rows = landmark_table(pred, spacing, confidence, gt, self.landmark_set)
+        image_id = item_id(item, self.id_key, self.image_key)
+
+        os.makedirs(self.output_dir, exist_ok=True)
+        base = os.path.join(self.output_dir, image_id)
+        paths = []
+        if "json" in self.formats:
+            record: dict[str, Any] = {
+                "id": image_id,
+                "source": item_source_filename(item, self.image_key),
+                "landmark_set": None if self.landmark_set is None else self.landmark_set.name,
+                "spacing": [float(s) for s in spacing],
+                "landmarks": rows,
+            }
+            if gt is not None:
+                finite = [r["error_mm"] for r in rows if r["error_mm"] is not None]
+                record["mre_mm"] = float(np.mean(finite)) if finite else None
+            with open(f"{base}.json", "w") as f:
+                json.dump(record, f, indent=2)
+            paths.append(f"{base}.json")
+        if "csv" in self.formats:
+            columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())
+            with open(f"{base}.csv", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
+            paths.append(f"{base}.csv")
+        self.logger.debug(f"landmarks of {image_id} written to {paths}.")
+        return paths

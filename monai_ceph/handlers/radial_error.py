@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from monai.handlers import IgniteMetricHandler, from_engine
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_ceph.data import LandmarkSet
+from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, RadialErrorMetric
+
+from .utils import engine_output, landmark_labels
+
+Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+reinit__is_reduced, _ = optional_import(
+    "ignite.metrics.metric", IgniteInfo.OPT_IMPORT_VERSION, min_version, "reinit__is_reduced", as_type="decorator"
+)
+
+__all__ = ["RadialError"]
+
+
+class RadialError(IgniteMetricHandler):
+    """
+    Mean radial error (MRE, mm on the source image) of predicted landmarks, with the SD and the success detection
+    rates recorded beside it. Lower is better: set ``metric_cmp_fn`` of the evaluator accordingly.
+
+    ``engine.state.metrics[name]`` is the MRE; the same ``engine.state.metrics`` also receives
+    ``"<prefix>SD_mm"``, ``"<prefix>SDR_<t>mm"`` for each threshold (e.g. ``"SDR_2.0mm"``, percent),
+    ``"<prefix>n_missed"`` and, when ``landmark_set`` is given, ``"<prefix>MRE_<abbreviation>"`` per landmark,
+    so that ``StatsHandler`` and ``TensorBoardStatsHandler`` show them. With ``save_details``,
+    ``engine.state.metric_details[name]`` holds the ``(images, landmarks)`` errors (all ranks gathered; NaN: not
+    annotated, inf: missed), the form ``MetricsSaver`` writes per image.
+
+    ``output_transform`` receives ``engine.state.output`` with each decollated item completed by the keys of the
+    matching ``engine.state.batch`` item that it lacks (MONAI's evaluators keep dataset keys such as ``"landmarks"``
+    and ``"spacing"`` in the batch; output values win). In a bundle config, where the postprocessing adds
+    ``"pred_landmarks"`` mapped back to source pixels:
+
+    .. code-block:: json
+
+        "key_metric": {"val_mre": {"_target_": "monai_ceph.handlers.RadialError"}},
+        "metric_cmp_fn": "$lambda current, best: current < best"
+
+    Args:
+        thresholds: SDR thresholds in mm; success is ``error <= threshold``.
+        output_transform: extracts ``(y_pred, y, spacing)`` from ``engine.state.output``; the default reads the keys
+            ``"pred_landmarks"``, ``"landmarks"`` and ``"spacing"`` of the decollated output (completed by the batch).
+        save_details: whether to store the per-image, per-landmark errors in ``engine.state.metric_details``.
+        landmark_set: when given, also record the MRE of each landmark under its abbreviation.
+        prefix: prepended to the extra metric names, to keep two of these handlers on one engine apart.
+
+    See also:
+        :py:class:`monai_ceph.metrics.RadialErrorMetric` for how missing landmarks are counted.
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float] = DEFAULT_SDR_THRESHOLDS,
+        output_transform: Callable = from_engine(["pred_landmarks", "landmarks", "spacing"]),
+        save_details: bool = True,
+        landmark_set: str | LandmarkSet | None = None,
+        prefix: str = "",
+    ) -> None:
+        super().__init__(
+            metric_fn=RadialErrorMetric(thresholds=thresholds), output_transform=output_transform, save_details=save_details
+        )
+        # ignite would otherwise unroll a tuple of lists into (y_pred, y) pairs; ours carries a third item
+        self._skip_unrolling = True
+        self.landmark_set = landmark_set
+        self.prefix = prefix
+
+    @torch.no_grad()
+    def iteration_completed(self, engine: Engine) -> None:
+        """Update from ``engine.state.output`` completed by the batch keys it lacks (see the class docstring)."""
+        self.update(self._output_transform(engine_output(engine)))
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[Any]) -> None:
+        """
+        Args:
+            output: ``(y_pred, y, spacing)``: ``(B, N, 2)`` tensors or lists of ``(N, 2)`` items, and the spacing as
+                ``(B, 2)`` or a list of ``(2,)`` items.
+        """
+        if not isinstance(output, Sequence) or len(output) != 3:
+            raise ValueError(
+                "RadialError expects output_transform to give (pred_landmarks, landmarks, spacing), "
+                f"got {type(output).__name__} of length {len(output) if isinstance(output, Sequence) else '?'}."
+            )
+        y_pred, y, spacing = output
+        self.metric_fn(y_pred, y, spacing=spacing)
+
+    def compute(self) -> float:
+        """The MRE in mm; records the SD, SDRs and counts in ``engine.state.metrics`` (see the class docstring)."""
+        summary = super().compute()  # the metric's pooled summary dict; also saves the details
+        extra = {"SD_mm": summary["sd"].item(), "n_missed": int(summary["n_missed"].item())}
+        extra.update({f"SDR_{t}mm": v.item() for t, v in zip(self.metric_fn.thresholds, summary["sdr"])})
+        if self.landmark_set is not None:
+            per_landmark = self.metric_fn.aggregate("mean_batch")["mre"]
+            abbreviations, _ = landmark_labels(self.landmark_set, len(per_landmark))
+            extra.update({f"MRE_{a}": v.item() for a, v in zip(abbreviations, per_landmark)})
+        if self._engine is not None:
+            self._engine.state.metrics.update({f"{self.prefix}{k}": v for k, v in extra.items()})
+        return float(summary["mre"])
