@@ -29,7 +29,7 @@ class RadialError(IgniteMetricHandler):
 
     ``engine.state.metrics[name]`` is the MRE; the same ``engine.state.metrics`` also receives
     ``"<prefix>SD_mm"``, ``"<prefix>SDR_<t>mm"`` for each threshold (e.g. ``"SDR_2.0mm"``, percent),
-    ``"<prefix>n_missed"`` and, when ``landmark_set`` is given, ``"<prefix>MRE_<abbreviation>"`` per landmark,
+    ``"<prefix>n_missed"`` and, with ``per_landmark``, ``"<prefix>MRE_<abbreviation>"`` for each landmark,
     so that ``StatsHandler`` and ``TensorBoardStatsHandler`` show them. With ``save_details``,
     ``engine.state.metric_details[name]`` holds the ``(images, landmarks)`` errors (all ranks gathered; NaN: not
     annotated, inf: missed), the form ``MetricsSaver`` writes per image.
@@ -49,7 +49,8 @@ class RadialError(IgniteMetricHandler):
         output_transform: extracts ``(y_pred, y, spacing)`` from ``engine.state.output``; the default reads the keys
             ``"pred_landmarks"``, ``"landmarks"`` and ``"spacing"`` of the decollated output (completed by the batch).
         save_details: whether to store the per-image, per-landmark errors in ``engine.state.metric_details``.
-        landmark_set: when given, also record the MRE of each landmark under its abbreviation.
+        per_landmark: whether to also record the MRE of each landmark under its abbreviation.
+        landmark_set: the set giving the abbreviations for ``per_landmark``; None gives ``L1..LN``.
         prefix: prepended to the extra metric names, to keep two of these handlers on one engine apart.
 
     See also:
@@ -61,7 +62,8 @@ class RadialError(IgniteMetricHandler):
         thresholds: Sequence[float] = DEFAULT_SDR_THRESHOLDS,
         output_transform: Callable = from_engine(["pred_landmarks", "landmarks", "spacing"]),
         save_details: bool = True,
-        landmark_set: str | LandmarkSet | None = None,
+        per_landmark: bool = False,
+        landmark_set: str | LandmarkSet | None = "isbi2015",
         prefix: str = "",
     ) -> None:
         super().__init__(
@@ -69,6 +71,7 @@ class RadialError(IgniteMetricHandler):
         )
         # ignite would otherwise unroll a tuple of lists into (y_pred, y) pairs; ours carries a third item
         self._skip_unrolling = True
+        self.per_landmark = per_landmark
         self.landmark_set = landmark_set
         self.prefix = prefix
 
@@ -97,7 +100,7 @@ class RadialError(IgniteMetricHandler):
         summary = super().compute()  # the metric's pooled summary dict; also saves the details
         extra = {"SD_mm": summary["sd"].item(), "n_missed": int(summary["n_missed"].item())}
         extra.update({f"SDR_{t}mm": v.item() for t, v in zip(self.metric_fn.thresholds, summary["sdr"])})
-        if self.landmark_set is not None:
+        if self.per_landmark:
             per_landmark = self.metric_fn.aggregate("mean_batch")["mre"]
             abbreviations, _ = landmark_labels(self.landmark_set, len(per_landmark))
             extra.update({f"MRE_{a}": v.item() for a, v in zip(abbreviations, per_landmark)})
