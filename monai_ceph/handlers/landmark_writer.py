@@ -138,13 +138,13 @@ class LandmarkWriter:
 
     def write(self, item: Mapping) -> list[str]:
         """Write the files of one decollated output item; returns their paths."""
+        image_id = item_id(item, self.id_key, self.image_key)
         pred = item_points(item, self.pred_key)
         spacing = item_points(item, self.spacing_key, ndim=1)
         has = lambda key: key is not None and item.get(key) is not None  # noqa: E731
         confidence = item_points(item, self.confidence_key, ndim=1) if has(self.confidence_key) else None
         gt = item_points(item, self.label_key) if has(self.label_key) else None  # type: ignore[arg-type]
         rows = landmark_table(pred, spacing, confidence, gt, self.landmark_set)
-        image_id = item_id(item, self.id_key, self.image_key)
 
         os.makedirs(self.output_dir, exist_ok=True)
         base = os.path.join(self.output_dir, image_id)
