@@ -1,1 +1,23 @@
-
+from .array import (
+    MODEL_SPATIAL_SIZE,
+    LandmarksToSource,
+    RandAffineWithLandmarks,
+    ResizeWithLandmarks,
+    image_affine,
+    landmarks_to_source,
+    model_to_source_affine,
+    record_source_affine,
+    transform_points,
+    transform_spacing,
+)
+from .dictionary import (
+    LandmarksToSourceD,
+    LandmarksToSourced,
+    LandmarksToSourceDict,
+    RandAffineWithLandmarksD,
+    RandAffineWithLandmarksd,
+    RandAffineWithLandmarksDict,
+    ResizeWithLandmarksD,
+    ResizeWithLandmarksd,
+    ResizeWithLandmarksDict,
+)
