@@ -1,0 +1,110 @@
+"""One entry point from "what the user gave" to a checked datalist: a datalist JSON, a dataset folder, or nothing.
+
+Bundles call :func:`load_datalist` once at start-up, so a bad entry (missing image, wrong landmark count, bad
+spacing) stops the run with an error naming the entry before any training happens, and a run given no data at
+all trains on the embedded synthetic phantoms, generated on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from monai.data import load_decathlon_datalist
+
+from .landmark_sets import get_landmark_set
+from .readers import DataFileError, LandmarkFileError, check_spacing, points_from_json
+
+__all__ = ["detect_format", "check_datalist", "load_datalist"]
+
+
+def detect_format(dataset_dir: str | os.PathLike) -> str:
+    """The :data:`~monai_ceph.data.datalist.DATASET_FORMATS` name of a dataset folder, from its layout."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist.")
+    if (root / "images").is_dir() and any(root.glob("*_senior.csv")):
+        return "isbi2015"
+    if (root / "RawImage").is_dir() and (root / "AnnotationsByMD").is_dir():
+        return "isbi2015_original"
+    if any((root / s / "Cephalograms").is_dir() for s in ("train", "valid", "test")):
+        return "aariz"
+    if any(root.glob("*.json")):
+        return "labelme"
+    raise DataFileError(
+        f"{root}: not a known dataset layout (ISBI 2015 images/ + *_senior.csv, ISBI 2015 RawImage/ + "
+        "AnnotationsByMD/, Aariz train|valid|test/Cephalograms, or labelme *.json); give a datalist JSON instead."
+    )
+
+
+def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[dict]:
+    """Check every item of a datalist section and return them as plain dicts; raise naming the first bad one.
+
+    Each item needs an existing ``"image"``, ``"landmarks"`` of the length of its ``"landmark_set"`` (default
+    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values.
+    """
+    checked = []
+    for i, item in enumerate(items):
+        name = f"{where} entry {i} (id {item.get('id', '?')!r}, image {item.get('image')!r})"
+        for key in ("image", "landmarks", "spacing"):
+            if key not in item:
+                raise DataFileError(f"{name}: missing key {key!r}.")
+        if not Path(item["image"]).is_file():
+            raise FileNotFoundError(f"{name}: image file not found.")
+        landmark_set = get_landmark_set(item.get("landmark_set", "isbi2015"))
+        points = points_from_json(item["landmarks"])
+        if points.shape != (len(landmark_set), 2):
+            raise LandmarkFileError(
+                f"{name}: {points.shape[0] if points.ndim else 0} landmarks of shape {points.shape[1:]}, expected "
+                f"{len(landmark_set)} (x, y) points of the {landmark_set.name} set."
+            )
+        check_spacing(item["spacing"], name)
+        checked.append(dict(item))
+    return checked
+
+
+def load_datalist(
+    datalist: str | os.PathLike | None = None,
+    dataset_dir: str | os.PathLike | None = None,
+    fmt: str | None = None,
+    ground_truth: str | None = None,
+    phantom_dir: str | os.PathLike = "data/phantoms",
+    num_phantoms: int = 64,
+    phantom_size: Sequence[int] | None = None,
+    seed: int = 0,
+) -> dict[str, list[dict]]:
+    """Resolve the data a bundle runs on and return its checked ``training``/``validation``/``test`` sections.
+
+    Priority: ``datalist`` (a JSON file, relative image paths resolved against its folder), else ``dataset_dir``
+    (format detected from the layout unless ``fmt`` is given, standard split), else the embedded default:
+    ``num_phantoms`` synthetic phantoms written to ``phantom_dir`` on first use and reused after.
+    """
+    from .datalist import build_datalist  # the module is also a command: import it on use (see __init__)
+
+    if datalist is not None:
+        path = Path(datalist)
+        if not path.is_file():
+            raise FileNotFoundError(f"datalist file {path} does not exist.")
+        sections = {}
+        for key in ("training", "validation", "test"):
+            try:
+                sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key)
+            except ValueError:  # section absent
+                sections[key] = []
+        where = str(path)
+    elif dataset_dir is not None:
+        fmt = fmt or detect_format(dataset_dir)
+        built = build_datalist(dataset_dir, fmt=fmt, ground_truth=ground_truth)
+        sections = {key: built.get(key, []) for key in ("training", "validation", "test")}
+        where = f"{dataset_dir} ({fmt})"
+    else:
+        from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
+
+        out = Path(phantom_dir)
+        file = out / "datalist.json"
+        if not file.is_file():
+            write_phantom_dataset(out, num_images=num_phantoms, spatial_size=phantom_size or PHANTOM_SPATIAL_SIZE,
+                                  seed=seed)
+        return load_datalist(datalist=file)
+    return {key: check_datalist(items, f"{where} [{key}]") for key, items in sections.items()}
