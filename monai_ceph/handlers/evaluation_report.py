@@ -189,7 +189,8 @@ class EvaluationReport:
         fig = Figure(figsize=(max(6.0, 0.45 * len(rows)), 4.0), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ax.bar(range(len(rows)), mre, yerr=sd, capsize=3, color="tab:blue", ecolor="0.3")
+        lower = [min(m, s) if m == m else 0.0 for m, s in zip(mre, sd)]  # errors are >= 0: clip the bar at 0
+        ax.bar(range(len(rows)), mre, yerr=[lower, sd], capsize=3, color="tab:blue", ecolor="0.3")
         if summary["mre_mm"] is not None:
             ax.axhline(summary["mre_mm"], color="tab:red", linestyle="--", label=f"MRE {summary['mre_mm']:.2f} mm")
             ax.legend(loc="upper right")

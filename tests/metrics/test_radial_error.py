@@ -153,3 +153,31 @@ def test_metric_bad_arguments(kwargs, call_kwargs, match):
     with pytest.raises(ValueError, match=match):
         metric = RadialErrorMetric(**kwargs)
         metric(np.zeros((1, 2, 2)), **call_kwargs)
+
+
+def _read_isbi_csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    points = {r["image_path"]: [[float(r[f"{i}_x"]), float(r[f"{i}_y"])] for i in range(1, 20)] for r in rows}
+    return [points[k] for k in sorted(points)], sorted(points)
+
+
+@pytest.mark.isbi
+def test_isbi_inter_observer_errors_match_the_dataset_readme(isbi_dir):
+    """Senior vs average and vs reconstructed junior annotations on test1 (150 images, 0.1 mm/px): the README
+    of the data gives MRE 1.18 mm and 2.36 mm."""
+    senior, ids = _read_isbi_csv(isbi_dir / "test1_senior.csv")
+    average_all, all_ids = _read_isbi_csv(isbi_dir / "average_senior_junior.csv")
+    average = np.asarray([average_all[all_ids.index(i)] for i in ids])
+    senior = np.asarray(senior)
+    junior = 2 * average - senior
+    for other, expected in ((average, 1.18), (junior, 2.36)):
+        metric = RadialErrorMetric()
+        metric(senior, other, spacing=[0.1, 0.1])
+        out = metric.aggregate()
+        assert out["n_valid"].item() == 150 * 19
+        assert out["mre"].item() == pytest.approx(expected, abs=0.005)
+    ref = np.linalg.norm((senior - junior) * 0.1, axis=-1)
+    np.testing.assert_allclose(out["sdr"].numpy(), [100 * (ref <= t).mean() for t in (2.0, 2.5, 3.0, 4.0)])
