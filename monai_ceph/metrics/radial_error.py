@@ -29,10 +29,21 @@ from monai.config import NdarrayOrTensor
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import MetricReduction, convert_to_tensor, look_up_option
 
-__all__ = ["RadialErrorMetric", "compute_radial_error", "summarize_radial_errors", "DEFAULT_SDR_THRESHOLDS"]
+__all__ = [
+    "RadialErrorMetric",
+    "compute_radial_error",
+    "summarize_radial_errors",
+    "DEFAULT_SDR_THRESHOLDS",
+    "SDR_TOLERANCE_MM",
+]
 
 DEFAULT_SDR_THRESHOLDS: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0)
 """Success detection rate thresholds in mm used by the ISBI 2015 challenge."""
+
+SDR_TOLERANCE_MM: float = 1e-5
+"""Rounding allowance of the SDR test ``error <= threshold + SDR_TOLERANCE_MM``: integer pixel offsets at 0.1 mm/px
+often give errors of exactly 2.0 mm, which floating point computes as 2.0000000298 (0.1 in float32); 10 nm is far
+below any annotation precision."""
 
 _SUPPORTED_REDUCTIONS = (MetricReduction.MEAN, MetricReduction.MEAN_BATCH, MetricReduction.MEAN_CHANNEL)
 
@@ -44,6 +55,8 @@ def _as_tensor(x: Any) -> torch.Tensor:
             raise ValueError("expected a non-empty sequence.")
         items = [_as_tensor(i) for i in x]
         return torch.stack([i.to(items[0].device) for i in items])
+    if isinstance(x, (int, float)):  # python numbers are double precision: keep them so (e.g. 0.1 mm/px)
+        return torch.tensor(float(x), dtype=torch.float64)
     return convert_to_tensor(x, track_meta=False)
 
 
@@ -103,7 +116,8 @@ def summarize_radial_errors(
 
     Args:
         errors: ``(B, N)`` errors in mm; NaN = not annotated (excluded), ``inf`` = missed prediction.
-        thresholds: SDR thresholds in mm; a point is a success when ``error <= threshold`` (as in ISBI 2015).
+        thresholds: SDR thresholds in mm; a point is a success when ``error <= threshold`` (as in ISBI 2015), up to
+            the rounding allowance :py:data:`SDR_TOLERANCE_MM`.
         reduction: what the statistics are computed over:
 
             - ``"mean"``: every valid (image, landmark) point pooled, each with the same weight; scalars;
@@ -141,7 +155,7 @@ def summarize_radial_errors(
 
     n_valid = valid.sum(dim=dim)
     t = torch.as_tensor([float(v) for v in thresholds], dtype=err.dtype, device=err.device)
-    hits = torch.stack([(valid & (err <= v)).sum(dim=dim) for v in t]) if len(t) else torch.zeros((0, *mre.shape))
+    hits = torch.stack([(valid & (err <= v + SDR_TOLERANCE_MM)).sum(dim=dim) for v in t]) if len(t) else torch.zeros((0, *mre.shape))
     sdr = torch.where(n_valid > 0, 100.0 * hits.to(err.dtype) / n_valid.clamp(min=1), nan)
     return {
         "mre": mre,

@@ -105,6 +105,16 @@ def test_sdr_counts_error_equal_to_threshold(threshold, offset, expected):
     assert metric.aggregate()["sdr"].tolist() == [expected]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("spacing", [0.1, [0.1, 0.1], torch.tensor([0.1, 0.1], dtype=torch.float32)])
+def test_sdr_boundary_survives_rounding(dtype, spacing):
+    """Offsets of 20 px and (12, 16) px at 0.1 mm/px are 2.0 mm exactly: successes at 2 mm in any precision."""
+    pred = torch.tensor([[[20.0, 0.0], [12.0, 16.0], [20.0, 1.0]]], dtype=dtype)
+    metric = RadialErrorMetric(thresholds=[2.0])
+    metric(pred, torch.zeros_like(pred), spacing=spacing)
+    assert metric.aggregate()["sdr"].item() == pytest.approx(200 / 3)  # (20, 1) px = 2.0025 mm is a failure
+
+
 def test_metric_decollated_lists_match_batch_and_accumulate():
     by_list = RadialErrorMetric()
     # decollated items as a SupervisedEvaluator produces them; one call per image
@@ -179,5 +189,6 @@ def test_isbi_inter_observer_errors_match_the_dataset_readme(isbi_dir):
         out = metric.aggregate()
         assert out["n_valid"].item() == 150 * 19
         assert out["mre"].item() == pytest.approx(expected, abs=0.005)
-    ref = np.linalg.norm((senior - junior) * 0.1, axis=-1)
+    # many integer pixel offsets give exactly 2.0, 2.5, 3.0 or 4.0 mm: those are successes (error <= t)
+    ref = np.round(np.linalg.norm((senior - junior) * 0.1, axis=-1), 9)
     np.testing.assert_allclose(out["sdr"].numpy(), [100 * (ref <= t).mean() for t in (2.0, 2.5, 3.0, 4.0)])
