@@ -159,7 +159,7 @@ def _split_dirs(root: Path) -> dict[str, Path]:
                 found[split] = child
     if not found:
         raise FileNotFoundError(f"no train/valid/test folder in {root} (is it the Aariz dataset folder?).")
-    return found
+    return {split: found[split] for split in ("train", "valid", "test") if split in found}
 
 
 def load_aariz(
@@ -188,9 +188,10 @@ def load_aariz(
     annotators = list(_ANNOTATORS) if gt == "average" else [gt]
     target = get_landmark_set(landmark_set)
     csv_path = Path(mapping_csv) if mapping_csv is not None else root / AARIZ_MAPPING_CSV
+    split_dirs = _split_dirs(root)
     sizes = read_aariz_pixel_sizes(csv_path)
     records = []
-    for split, split_dir in _split_dirs(root).items():
+    for split, split_dir in split_dirs.items():
         folders = {a: split_dir / "Annotations" / "Cephalometric Landmarks" / _ANNOTATORS[a] for a in annotators}
         for folder in folders.values():
             if not folder.is_dir():
