@@ -214,7 +214,7 @@ class HRNetSR(nn.Module):
         Load a local state dict (a ``torch.save``-d dict of tensors, optionally under a ``"state_dict"``
         key) non-strictly: tensors whose name is unknown or whose shape differs (e.g. a head trained for
         another number of landmarks) are skipped. The missing, unexpected and shape-mismatched keys are
-        logged as a warning and returned.
+        logged as a warning and returned, in that order (a mismatched key is not also listed as missing).
 
         Raises:
             FileNotFoundError: when ``path`` does not exist.
@@ -230,13 +230,15 @@ class HRNetSR(nn.Module):
         own = self.state_dict()
         mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
         result = self.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
-        if result.missing_keys or result.unexpected_keys or mismatched:
+        missing = [k for k in result.missing_keys if k not in mismatched]
+        unexpected = list(result.unexpected_keys)
+        if missing or unexpected or mismatched:
             logger.warning(
-                "HRNetSR weights from %s: %d missing keys %s, %d unexpected keys %s, %d shape-mismatched keys %s.",
-                path, len(result.missing_keys), result.missing_keys[:5], len(result.unexpected_keys),
-                result.unexpected_keys[:5], len(mismatched), mismatched[:5],
+                "HRNetSR weights from %s: %d missing keys %s, %d unexpected keys %s, %d shape-mismatched keys %s "
+                "(all left at their initial values).",
+                path, len(missing), missing[:5], len(unexpected), unexpected[:5], len(mismatched), mismatched[:5],
             )
-        return list(result.missing_keys), list(result.unexpected_keys), mismatched
+        return missing, unexpected, mismatched
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.divisor, self.spatial_dims, type(self).__name__)
