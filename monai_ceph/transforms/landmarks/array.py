@@ -98,11 +98,13 @@ def _parse_point(index: int, point) -> list[float]:
 
 def _parse_points(landmarks) -> torch.Tensor:
     """Datalist landmarks (list of pairs/null, or an (N, 2) array with NaN rows) as float64 ``(N, 2)``."""
+    if isinstance(landmarks, np.ndarray) and landmarks.dtype == object:
+        landmarks = landmarks.tolist()  # e.g. np.array of a list with None: parse entry by entry
     if isinstance(landmarks, (np.ndarray, torch.Tensor)):
-        values = torch.as_tensor(landmarks)
-        if values.dtype == torch.bool or values.is_complex() or (isinstance(landmarks, np.ndarray) and landmarks.dtype == object):
-            raise ValueError(f"landmarks must be numeric, got dtype {landmarks.dtype}.")
-        values = values.detach().to(torch.float64)
+        kind = landmarks.dtype.kind if isinstance(landmarks, np.ndarray) else None
+        if kind not in (None, "f", "i", "u") or (kind is None and (landmarks.dtype == torch.bool or landmarks.is_complex())):
+            raise ValueError(f"landmarks must be real numbers, got dtype {landmarks.dtype}.")
+        values = torch.as_tensor(landmarks).detach().to(torch.float64)
     elif isinstance(landmarks, Sequence) and not isinstance(landmarks, (str, bytes)):
         values = torch.tensor([_parse_point(i, p) for i, p in enumerate(landmarks)], dtype=torch.float64)
         values = values.reshape(len(landmarks), 2)

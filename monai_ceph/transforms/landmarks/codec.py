@@ -226,34 +226,38 @@ class GaussianHeatmapCodec:
         return torch.log(values.to(torch.float64).clamp_min(self.eps))
 
     def _dark_offset(self, flat, i0, i1, shape, logits: bool, sigma) -> torch.Tensor:
+        # The 3x3 stencil is centred on the argmax, shifted inside the map at a border: the log of a Gaussian is a
+        # quadratic, so the Newton step from the shifted centre still lands on the peak.
+        c0 = i0.clamp(1, shape[0] - 2) if shape[0] >= 3 else i0
+        c1 = i1.clamp(1, shape[1] - 2) if shape[1] >= 3 else i1
         d = torch.tensor([-1, 0, 1], device=flat.device)
         d0, d1 = torch.meshgrid(d, d, indexing="ij")
-        values, inside = self._gather(flat, i0, i1, d0.reshape(-1), d1.reshape(-1), shape)
         if self.blur:
-            values, logits = self._blurred_neighbourhood(flat, i0, i1, shape, logits, sigma), False
+            values, logits = self._blurred_neighbourhood(flat, c0, c1, shape, logits, sigma), False
+        else:
+            values, _ = self._gather(flat, c0, c1, d0.reshape(-1), d1.reshape(-1), shape)
         lg = self._log_heatmap(values, logits).reshape(-1, 3, 3)
-        ok0 = inside[:, 1] & inside[:, 7]  # neighbours along dim0 exist
-        ok1 = inside[:, 3] & inside[:, 5]  # neighbours along dim1 exist
         g0 = 0.5 * (lg[:, 2, 1] - lg[:, 0, 1])
         g1 = 0.5 * (lg[:, 1, 2] - lg[:, 1, 0])
         h00 = lg[:, 2, 1] - 2 * lg[:, 1, 1] + lg[:, 0, 1]
         h11 = lg[:, 1, 2] - 2 * lg[:, 1, 1] + lg[:, 1, 0]
         h01 = 0.25 * (lg[:, 2, 2] - lg[:, 2, 0] - lg[:, 0, 2] + lg[:, 0, 0])
-        # a dim without both neighbours is not refined: zero gradient, unit curvature, no coupling
-        g0, g1 = torch.where(ok0, g0, 0.0), torch.where(ok1, g1, 0.0)
-        h00, h11 = torch.where(ok0, h00, -1.0), torch.where(ok1, h11, -1.0)
-        h01 = torch.where(ok0 & ok1, h01, 0.0)
+        # a dim shorter than 3 pixels is not refined: zero gradient, unit curvature, no coupling
+        ok0, ok1 = shape[0] >= 3, shape[1] >= 3
+        g0, h00 = (g0, h00) if ok0 else (torch.zeros_like(g0), -torch.ones_like(h00))
+        g1, h11 = (g1, h11) if ok1 else (torch.zeros_like(g1), -torch.ones_like(h11))
+        h01 = h01 if ok0 and ok1 else torch.zeros_like(h01)
         det = h00 * h11 - h01 * h01
         maximum = (det > 0) & (h00 < 0)  # negative definite Hessian: a true local maximum
         safe = torch.where(maximum, det, torch.ones_like(det))
-        o0 = -(h11 * g0 - h01 * g1) / safe
-        o1 = -(h00 * g1 - h01 * g0) / safe
+        o0 = (c0 - i0) - (h11 * g0 - h01 * g1) / safe
+        o1 = (c1 - i1) - (h00 * g1 - h01 * g0) / safe
         offset = torch.stack([o0, o1], dim=-1)
         offset = torch.where(maximum[:, None] & torch.isfinite(offset), offset, torch.zeros_like(offset))
         return offset.clamp(-1.0, 1.0)
 
     def _blurred_neighbourhood(self, flat, i0, i1, shape, logits: bool, sigma) -> torch.Tensor:
-        """The 3x3 neighbourhood of the argmax of the Gaussian-smoothed (probability) heatmap, ``(M, 9)``.
+        """The 3x3 neighbourhood of ``(i0, i1)`` in the Gaussian-smoothed (probability) heatmap, ``(M, 9)``.
 
         Only the ``(2r + 3)^2`` patch that the 3x3 result depends on is read; clamped indices make it the same as
         smoothing the whole map with replicate padding, at a fraction of the cost.
