@@ -65,7 +65,8 @@ class SRHeatmapHead(nn.Module):
         spatial_dims = 2
         self.upsample_factor = upsample_factor
         self.reduce = nn.ModuleList(
-            Convolution(spatial_dims, c_in, c, kernel_size=1, norm=norm, act=act) for c_in, c in zip(in_channels, channels)
+            Convolution(spatial_dims, c_in, c, kernel_size=1, norm=norm, act=act)
+            for c_in, c in zip(in_channels, channels)
         )
         self.refine = nn.ModuleList(
             nn.Sequential(

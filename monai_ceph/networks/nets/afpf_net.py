@@ -129,7 +129,7 @@ class AFPFNet(nn.Module):
         for widths in VGG19_BN_STAGES:
             layers: list[nn.Module] = []
             for c_out in widths:
-                layers.append(Convolution(spatial_dims, c_in, c_out, kernel_size=3, norm=norm, act=act, dropout=dropout))
+                layers.append(Convolution(spatial_dims, c_in, c_out, norm=norm, act=act, dropout=dropout))
                 c_in = c_out
             layers.append(Pool[Pool.MAX, spatial_dims](kernel_size=2, stride=2))
             blocks.append(nn.Sequential(*layers))

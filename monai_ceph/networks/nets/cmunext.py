@@ -118,12 +118,10 @@ class CMUNeXt(nn.Module):
             self.encoder.append(nn.Sequential(*blocks, Convolution(spatial_dims, c_in, features[i], **conv)))
         self.up = nn.ModuleList()
         self.fuse = nn.ModuleList()
+        upsample = dict(scale_factor=2, mode="nontrainable", interp_mode="nearest", align_corners=None)
         for c_deep, c_skip in zip(features[:0:-1], features[-2::-1]):
             self.up.append(
-                nn.Sequential(
-                    UpSample(spatial_dims, scale_factor=2, mode="nontrainable", interp_mode="nearest", align_corners=None),
-                    Convolution(spatial_dims, c_deep, c_skip, **conv),
-                )
+                nn.Sequential(UpSample(spatial_dims, **upsample), Convolution(spatial_dims, c_deep, c_skip, **conv))
             )
             self.fuse.append(SkipFusion(spatial_dims, 2 * c_skip, c_skip, norm=norm, act=mixer_act))
         self.out = Convolution(spatial_dims, features[0], out_channels, kernel_size=1, conv_only=True)

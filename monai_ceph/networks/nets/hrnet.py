@@ -62,7 +62,7 @@ class HighResolutionModule(nn.Module):
             nn.ModuleList(self._exchange(channels, j, i, norm, act) for j in range(len(channels)))
             for i in range(num_outputs)
         )
-        self.act = get_act_layer(act[0] if isinstance(act, tuple) else act)
+        self.act = get_act_layer(act)
 
     @staticmethod
     def _exchange(channels: Sequence[int], j: int, i: int, norm, act) -> nn.Module:
@@ -121,9 +121,8 @@ class HRNetBackbone(nn.Module):
         self.stem = nn.Sequential(
             _conv(in_channels, 64, strides=2, norm=norm, act=act), _conv(64, 64, strides=2, norm=norm, act=act)
         )
-        bottlenecks = [
-            ResNetBottleneck(64, 64, spatial_dims=2, downsample=_conv(64, 256, kernel_size=1, norm=norm), act=act, norm=norm)
-        ]
+        project = _conv(64, 256, kernel_size=1, norm=norm)
+        bottlenecks = [ResNetBottleneck(64, 64, spatial_dims=2, downsample=project, act=act, norm=norm)]
         bottlenecks += [ResNetBottleneck(256, 64, spatial_dims=2, act=act, norm=norm) for _ in range(num_blocks - 1)]
         self.layer1 = nn.Sequential(*bottlenecks)
 
@@ -138,9 +137,8 @@ class HRNetBackbone(nn.Module):
             )
             transition.append(_conv(previous[-1], current[-1], strides=2, norm=norm, act=act))
             self.transitions.append(transition)
-            self.stages.append(
-                nn.Sequential(*[HighResolutionModule(current, num_blocks, norm=norm, act=act) for _ in range(n_modules)])
-            )
+            units = [HighResolutionModule(current, num_blocks, norm=norm, act=act) for _ in range(n_modules)]
+            self.stages.append(nn.Sequential(*units))
             previous = current
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -46,11 +46,11 @@ class MKUNet(nn.Module):
     authors' deep-supervision side outputs are not built.
 
     **Width and the Table 1 deviation.** CephRes-MHNet's Table 1 lists MK-UNet with 5.12M parameters,
-    but none of the published widths (:py:data:`MK_UNET_WIDTHS`) reaches that: the largest, MK-UNet-L
-    ``(64, 128, 256, 384, 512)``, is the default here and has 3,758,265 parameters with 1 input channel
-    and 19 outputs (27% below the table; the five published widths give 0.027M, 0.093M, 0.315M,
-    1.15M and 3.76M, matching the MK-UNet paper). The paper does not say how its 5.12M model was widened, so
-    no unpublished width is invented; pass ``features`` to change it.
+    but none of the published widths (:py:data:`MK_UNET_WIDTHS`, which give 0.027M, 0.093M, 0.315M,
+    1.15M and 3.76M as in the MK-UNet paper) reaches that. The largest, MK-UNet-L
+    ``(64, 128, 256, 384, 512)``, is the default here: 3,758,265 parameters with 1 input channel and 19
+    outputs, 27% below the table. The CephRes-MHNet paper does not say how its 5.12M model was widened,
+    so no unpublished width is invented; pass ``features`` to change it.
 
     Every spatial size of the input must be divisible by ``2 ** len(features)`` (32 by default),
     otherwise ``ValueError`` is raised.

@@ -55,7 +55,7 @@ class ResidualSEBlock(nn.Module):
         super().__init__()
         if stem:
             first: nn.Module = Convolution(
-                spatial_dims, in_channels, out_channels, strides=strides, kernel_size=3, act=None, norm=None, conv_only=True
+                spatial_dims, in_channels, out_channels, strides=strides, kernel_size=3, conv_only=True
             )
         else:
             first = PreActivationConv(spatial_dims, in_channels, out_channels, strides=strides, norm=norm, act=act)
