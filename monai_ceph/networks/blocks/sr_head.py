@@ -21,7 +21,7 @@ class SRHeatmapHead(nn.Module):
     Lightweight super-resolution heatmap head, after SRPose
     (`Wang et al., Lightweight Super-Resolution Head for Human Pose Estimation, ACM MM 2023
     <https://arxiv.org/abs/2307.16765>`_), as used for cephalometric landmarks by
-    `Jiang et al., MICCAI 2023 <https://arxiv.org/abs/2309.17143>`_.
+    `Wu et al., CL-Detection 2023 <https://arxiv.org/abs/2309.17143>`_.
 
     The features arrive finest first (e.g. HRNet's strides 4, 8, 16, 32). Starting at the coarsest,
     each level is reduced to ``channels[i]`` (1x1 ``conv -> norm -> act``); going one level finer, the

@@ -153,8 +153,8 @@ class HRNetBackbone(nn.Module):
 class HRNetSR(nn.Module):
     """
     HRNet-W48 with a super-resolution heatmap head, the heatmap baseline of
-    `Jiang et al., Revisiting Cephalometric Landmark Detection from the View of Human Pose Estimation
-    with Lightweight Super-Resolution Head, MICCAI 2023 <https://arxiv.org/abs/2309.17143>`_.
+    `Wu et al., Revisiting Cephalometric Landmark Detection from the View of Human Pose Estimation
+    with Lightweight Super-Resolution Head, CL-Detection 2023 <https://arxiv.org/abs/2309.17143>`_.
 
     :py:class:`HRNetBackbone` (W48: branches 48/96/192/384 at strides 4/8/16/32) feeds all four
     branches to :py:class:`~monai_ceph.networks.blocks.SRHeatmapHead`, which fuses them coarse-to-fine
