@@ -38,7 +38,8 @@ class _ExpBits:
     The approximation writes ``int32(_EXP_A * x) + _EXP_BC`` into the high word of an IEEE double. In float64
     that is the integer shifted left by 32. Its values have 20 mantissa bits, so for float32 the same number is
     built in float32 bits: rebias the exponent from 1023 to 127 (``- 896 << 20``) and move the bits up by 3,
-    which here is folded into the scale (``factor = 8``) so the whole map is one multiply-add and one cast.
+    which here is folded into the scale (``factor = 8``) so the whole map is one multiply-add and one cast;
+    the float32 rounding of that sum (about 1e9) moves a weight by at most 4e-6 of its value.
     """
 
     def __init__(self, dtype: torch.dtype) -> None:
