@@ -66,9 +66,8 @@ class RadialError(IgniteMetricHandler):
         landmark_set: str | LandmarkSet | None = "isbi2015",
         prefix: str = "",
     ) -> None:
-        super().__init__(
-            metric_fn=RadialErrorMetric(thresholds=thresholds), output_transform=output_transform, save_details=save_details
-        )
+        metric_fn = RadialErrorMetric(thresholds=thresholds)
+        super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
         # ignite would otherwise unroll a tuple of lists into (y_pred, y) pairs; ours carries a third item
         self._skip_unrolling = True
         self.per_landmark = per_landmark

@@ -61,7 +61,8 @@ def _as_tensor(x: Any) -> torch.Tensor:
 
 
 def _float_dtype(x: torch.Tensor) -> torch.dtype:
-    return x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    """The dtype to compute in: floating inputs keep theirs, integer pixel coordinates go to float64."""
+    return x.dtype if x.is_floating_point() else torch.float64
 
 
 def compute_radial_error(y_pred: NdarrayOrTensor, y: NdarrayOrTensor, spacing: Any = 1.0) -> NdarrayOrTensor:
@@ -82,7 +83,8 @@ def compute_radial_error(y_pred: NdarrayOrTensor, y: NdarrayOrTensor, spacing: A
     p, g = _as_tensor(y_pred), _as_tensor(y)
     if p.ndim != 3 or p.shape != g.shape:
         raise ValueError(
-            f"y_pred and y must both be (B, N, D) landmarks of the same shape, got {tuple(p.shape)} and {tuple(g.shape)}."
+            "y_pred and y must both be (B, N, D) landmarks of the same shape, "
+            f"got {tuple(p.shape)} and {tuple(g.shape)}."
         )
     dtype = torch.promote_types(_float_dtype(p), _float_dtype(g))
     p, g = p.to(dtype), g.to(device=p.device, dtype=dtype)
@@ -155,7 +157,8 @@ def summarize_radial_errors(
 
     n_valid = valid.sum(dim=dim)
     t = torch.as_tensor([float(v) for v in thresholds], dtype=err.dtype, device=err.device)
-    hits = torch.stack([(valid & (err <= v + SDR_TOLERANCE_MM)).sum(dim=dim) for v in t]) if len(t) else torch.zeros((0, *mre.shape))
+    hits = [(valid & (err <= v + SDR_TOLERANCE_MM)).sum(dim=dim) for v in t]
+    hits = torch.stack(hits) if hits else torch.zeros((0, *mre.shape), dtype=torch.long, device=err.device)
     sdr = torch.where(n_valid > 0, 100.0 * hits.to(err.dtype) / n_valid.clamp(min=1), nan)
     return {
         "mre": mre,

@@ -16,7 +16,7 @@ NAN = float("nan")
 # img 001, spacing (0.2, 0.1):  offset (5, 0) -> 1 mm;      ground truth missing -> excluded
 # img 002, spacing (0.5, 0.5):  offset (0, 6) -> 3 mm;      prediction missing -> missed (SDR failure)
 CASES = [
-    {"id": "000", "spacing": [0.1, 0.1], "landmarks": [[10.0, 10.0], [20.0, 20.0]], "pred": [[40.0, 50.0], [20.0, 20.0]]},
+    {"id": "000", "spacing": [0.1, 0.1], "landmarks": [[10.0, 10.0], [20.0, 20.0]], "pred": [[40.0, 50.0], [20, 20]]},
     {"id": "001", "spacing": [0.2, 0.1], "landmarks": [[0.0, 0.0], [NAN, NAN]], "pred": [[5.0, 0.0], [5.0, 5.0]]},
     {"id": "002", "spacing": [0.5, 0.5], "landmarks": [[0.0, 0.0], [1.0, 1.0]], "pred": [[0.0, 6.0], [NAN, NAN]]},
 ]

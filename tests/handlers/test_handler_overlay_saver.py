@@ -63,7 +63,8 @@ def test_overlay_scale_and_names(tmp_path, source_png, scale, size):
 
 def test_overlay_saver_in_evaluator(tmp_path, source_png, make_evaluator, example):
     image = LoadImage(image_only=True, ensure_channel_first=True)(source_png)
-    evaluator = make_evaluator(items=example.items(image=image), val_handlers=[OverlaySaver(tmp_path, landmark_set=None)])
+    saver = OverlaySaver(tmp_path, landmark_set=None)
+    evaluator = make_evaluator(items=example.items(image=image), val_handlers=[saver])
     evaluator.run()
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["000.png", "001.png", "002.png"]

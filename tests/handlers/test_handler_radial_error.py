@@ -8,7 +8,8 @@ from monai_ceph.handlers import RadialError
 
 
 def test_key_metric_in_supervised_evaluator(make_evaluator, example):
-    evaluator = make_evaluator(key_val_metric={"val_mre": RadialError()}, val_handlers=[StatsHandler(iteration_log=False)])
+    stats = StatsHandler(iteration_log=False)
+    evaluator = make_evaluator(key_val_metric={"val_mre": RadialError()}, val_handlers=[stats])
     evaluator.run()
     metrics = evaluator.state.metrics
     assert metrics["val_mre"] == pytest.approx(example.mre, rel=1e-9)

@@ -192,3 +192,9 @@ def test_isbi_inter_observer_errors_match_the_dataset_readme(isbi_dir):
     # many integer pixel offsets give exactly 2.0, 2.5, 3.0 or 4.0 mm: those are successes (error <= t)
     ref = np.round(np.linalg.norm((senior - junior) * 0.1, axis=-1), 9)
     np.testing.assert_allclose(out["sdr"].numpy(), [100 * (ref <= t).mean() for t in (2.0, 2.5, 3.0, 4.0)])
+
+
+def test_integer_pixel_coordinates_are_computed_in_double():
+    err = compute_radial_error(np.array([[[20, 0], [12, 16]]]), np.zeros((1, 2, 2), dtype=int), [0.1, 0.1])
+    assert err.dtype == np.float64
+    np.testing.assert_allclose(err, [[2.0, 2.0]], rtol=1e-12)
