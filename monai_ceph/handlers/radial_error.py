@@ -32,7 +32,8 @@ class RadialError(IgniteMetricHandler):
     ``"<prefix>n_missed"`` and, with ``per_landmark``, ``"<prefix>MRE_<abbreviation>"`` for each landmark,
     so that ``StatsHandler`` and ``TensorBoardStatsHandler`` show them. With ``save_details``,
     ``engine.state.metric_details[name]`` holds the ``(images, landmarks)`` errors (all ranks gathered; NaN: not
-    annotated, inf: missed), the form ``MetricsSaver`` writes per image.
+    annotated, inf: missed), which ``MetricsSaver(metric_details="*")`` writes per image (give it
+    ``batch_transform=lambda batch: [item["image"].meta for item in batch]`` to name the rows).
 
     ``output_transform`` receives ``engine.state.output`` with each decollated item completed by the keys of the
     matching ``engine.state.batch`` item that it lacks (MONAI's evaluators keep dataset keys such as ``"landmarks"``
