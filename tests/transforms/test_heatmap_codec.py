@@ -30,13 +30,6 @@ def random_points(n, size, margin, seed=0):
     return (lo + torch.rand(n, 2, generator=g, dtype=torch.float64) * (hi - lo)).to(torch.float32)
 
 
-def intensity_centroid(channel):
-    c = torch.as_tensor(channel, dtype=torch.float64)
-    g0, g1 = torch.arange(c.shape[0], dtype=torch.float64), torch.arange(c.shape[1], dtype=torch.float64)
-    w = c.sum()
-    return torch.stack([(c.sum(1) * g0).sum() / w, (c.sum(0) * g1).sum() / w])
-
-
 def test_rendered_values_match_the_formula():
     codec = GaussianHeatmapCodec()  # sigma 2 px, phi 5, the paper's target
     heatmap = codec.encode(torch.tensor([[40.0, 50.0], [10.25, 20.75]]), SIZE)
@@ -51,12 +44,12 @@ def test_rendered_values_match_the_formula():
     assert unit.max().item() == pytest.approx(1.0)
 
 
-def test_centre_is_sub_pixel_unlike_monai_generate_heatmap():
+def test_centre_is_sub_pixel_unlike_monai_generate_heatmap(intensity_centroid):
     point = torch.tensor([[30.3, 41.7]])
     ours = GaussianHeatmapCodec(sigma=3.0).encode(point, SIZE)[0]
-    np.testing.assert_allclose(intensity_centroid(ours), [30.3, 41.7], atol=1e-3)
+    np.testing.assert_allclose(intensity_centroid(ours[None]), [30.3, 41.7], atol=1e-3)
     monai = GenerateHeatmap(sigma=3.0, spatial_shape=SIZE)(point)[0]
-    np.testing.assert_allclose(intensity_centroid(monai), [30.0, 42.0], atol=1e-3)  # rounded to whole pixels
+    np.testing.assert_allclose(intensity_centroid(monai[None]), [30.0, 42.0], atol=1e-3)  # rounded to whole pixels
 
 
 @pytest.mark.parametrize("method,tolerance", [("dark", 0.02), ("centroid", 0.02)])
@@ -104,14 +97,14 @@ def test_raw_logits_would_bias_the_decoder():
 
 
 @pytest.mark.parametrize("stride,sigma", [(2, 4.0), (4, 8.0)])
-def test_output_stride_scales_points_consistently(stride, sigma):
+def test_output_stride_scales_points_consistently(stride, sigma, intensity_centroid):
     size = (128, 96)
     codec = GaussianHeatmapCodec(sigma=sigma, stride=stride)
     points = random_points(50, size, margin=5 * sigma, seed=3)
     heatmap = codec.encode(points, size)
     assert heatmap.shape[-2:] == (math.ceil(128 / stride), math.ceil(96 / stride))
     # the blob sits at (p + 0.5) / stride - 0.5 in heatmap pixels, with sigma / stride
-    np.testing.assert_allclose(intensity_centroid(heatmap[0]), (points[0] + 0.5) / stride - 0.5, atol=1e-3)
+    np.testing.assert_allclose(intensity_centroid(heatmap), (points[0] + 0.5) / stride - 0.5, atol=1e-3)
     decoded, _ = codec.decode(heatmap)
     assert torch.linalg.vector_norm(decoded - points, dim=-1).max().item() <= 0.02
 

@@ -234,7 +234,8 @@ class LandmarksToSourced(MapTransform):
         keys: landmark keys in the reference image's current pixels, default ``("pred_landmarks",)``.
         ref_key: the image whose ``affine`` and ``original_affine`` define the mapping.
         spacing_key: a spacing key (mm/pixel of the current grid) to map back to the source spacing too, in place
-            (``None``: untouched).
+            (``None``: untouched). Exact for axis-aligned chains (resize, pad, crop: the evaluation/inference
+            path); after a rotation or shear a per-axis spacing is only an approximation of the pixel geometry.
         allow_missing_keys: don't raise if a key is missing.
     """
 
