@@ -6,11 +6,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from monai.utils import optional_import
 
 from .readers import DataFileError, SpacingError, check_spacing
-
-pydicom, _ = optional_import("pydicom")
 
 __all__ = ["DICOM_SPACING_TAGS", "read_dicom_spacing"]
 
@@ -29,6 +26,8 @@ def read_dicom_spacing(path: str | os.PathLike) -> np.ndarray:
         DataFileError: the file is not DICOM.
         SpacingError: none of the tags is present, or its value is not two positive numbers.
     """
+    import pydicom  # imported on use: the package's other readers do not need it
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no DICOM file {path}.")

@@ -24,7 +24,8 @@ def test_aariz_to_isbi_mapping_names_the_same_landmarks():
     for i, j in enumerate(AARIZ_TO_ISBI2015):
         assert AARIZ.abbreviations[j] == ISBI2015.abbreviations[i]
     points = np.arange(29 * 2, dtype=float).reshape(29, 2)
-    np.testing.assert_array_equal(np.asarray(map_landmarks(points, "aariz", "isbi2015")), points[list(AARIZ_TO_ISBI2015)])
+    mapped = np.asarray(map_landmarks(points, "aariz", "isbi2015"))
+    np.testing.assert_array_equal(mapped, points[list(AARIZ_TO_ISBI2015)])
 
 
 def test_map_landmarks_errors():
