@@ -1,4 +1,17 @@
-from .array import CLAHE, NLMDenoise
-from .dictionary import CLAHED, CLAHEDict, CLAHEd, NLMDenoiseD, NLMDenoiseDict, NLMDenoised
+from .array import CLAHE, NLMDenoise, ToGreyscale
+from .dictionary import (
+    CLAHED,
+    CLAHEDict,
+    CLAHEd,
+    NLMDenoiseD,
+    NLMDenoiseDict,
+    NLMDenoised,
+    ToGreyscaleD,
+    ToGreyscaleDict,
+    ToGreyscaled,
+)
 
-__all__ = ["CLAHE", "CLAHED", "CLAHEDict", "CLAHEd", "NLMDenoise", "NLMDenoiseD", "NLMDenoiseDict", "NLMDenoised"]
+__all__ = [
+    "CLAHE", "CLAHED", "CLAHEDict", "CLAHEd", "NLMDenoise", "NLMDenoiseD", "NLMDenoiseDict", "NLMDenoised",
+    "ToGreyscale", "ToGreyscaleD", "ToGreyscaleDict", "ToGreyscaled",
+]

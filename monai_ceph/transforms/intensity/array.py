@@ -26,7 +26,7 @@ from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 from ._clahe import clahe_2d
 from ._nlm import nl_means_2d
 
-__all__ = ["CLAHE", "NLMDenoise"]
+__all__ = ["CLAHE", "NLMDenoise", "ToGreyscale"]
 
 
 def _positive_int(value, name: str, owner: str, minimum: int = 1) -> int:
@@ -171,3 +171,30 @@ class NLMDenoise(Transform):
             data = data.float()
         out = nl_means_2d(data, self.patch_size, self.patch_distance, self.h, self.sigma)
         return _like_input(out, img)
+
+
+class ToGreyscale(Transform):
+    """
+    Reduce a channel-first colour radiograph to one grey channel: 1 channel passes through, 3 (RGB) or 4 (RGBA,
+    alpha dropped) channels are combined with the ITU-R BT.601 luma weights (0.299, 0.587, 0.114), so a grey
+    image stored as RGB (ISBI 2015's JPEGs) comes back unchanged. Other channel counts are an error.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    weights = (0.299, 0.587, 0.114)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        if img.ndim < 3:
+            raise ValueError(f"ToGreyscale expects a channel-first image (C, dim0, dim1, ...), got shape {tuple(img.shape)}.")
+        channels = img.shape[0]
+        if channels == 1:
+            return img
+        if channels not in (3, 4):
+            raise ValueError(f"ToGreyscale: {channels} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA).")
+        x = convert_to_tensor(img, track_meta=get_track_meta())
+        w = torch.tensor(self.weights, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+        grey = torch.tensordot(w, x[:3].to(w.dtype), dims=1)[None]
+        if x.is_floating_point():
+            grey = grey.to(x.dtype)
+        out, *_ = convert_to_dst_type(grey, img, dtype=grey.dtype)
+        return out

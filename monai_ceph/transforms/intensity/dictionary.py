@@ -8,9 +8,12 @@ from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms.transform import MapTransform, Transform
 
-from .array import CLAHE, NLMDenoise
+from .array import CLAHE, NLMDenoise, ToGreyscale
 
-__all__ = ["CLAHEd", "CLAHED", "CLAHEDict", "NLMDenoised", "NLMDenoiseD", "NLMDenoiseDict"]
+__all__ = [
+    "CLAHEd", "CLAHED", "CLAHEDict", "NLMDenoised", "NLMDenoiseD", "NLMDenoiseDict", "ToGreyscaled", "ToGreyscaleD",
+    "ToGreyscaleDict",
+]
 
 
 def _apply(transform: Transform, data: NdarrayOrTensor, key: Hashable) -> NdarrayOrTensor:
@@ -89,5 +92,22 @@ class NLMDenoised(MapTransform):
         return d
 
 
+class ToGreyscaled(MapTransform):
+    """Dictionary-based wrapper of :py:class:`monai_ceph.transforms.ToGreyscale`."""
+
+    backend = ToGreyscale.backend
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.converter = ToGreyscale()
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = _apply(self.converter, d[key], key)
+        return d
+
+
 CLAHED = CLAHEDict = CLAHEd
 NLMDenoiseD = NLMDenoiseDict = NLMDenoised
+ToGreyscaleD = ToGreyscaleDict = ToGreyscaled
