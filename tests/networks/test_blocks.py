@@ -151,7 +151,8 @@ def test_dual_attention_values_and_gradients():
     with torch.no_grad():
         dam.spatial.gamma.fill_(0.5)
         dam.channel.gamma.fill_(-0.25)
-    ref = x + F.conv2d(torch.cat([_spatial_ref(dam.spatial, x) - x, _channel_ref(dam.channel, x) - x], 1), dam.fuse.conv.weight)
+    increments = torch.cat([_spatial_ref(dam.spatial, x) - x, _channel_ref(dam.channel, x) - x], 1)
+    ref = x + F.conv2d(increments, dam.fuse.conv.weight)
     torch.testing.assert_close(dam(x), ref, rtol=1e-4, atol=1e-4)
     assert dam.fuse.conv.bias is None and _n_params(dam) == 2 * (16 * 2 + 2) + 16 * 16 + 16 + 32 * 16 + 2
     # at gamma = 0 both gammas still receive a gradient, so training can open the attention
