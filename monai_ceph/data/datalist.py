@@ -251,10 +251,10 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
     path.parent.mkdir(parents=True, exist_ok=True)
     out = dict(datalist)
     if relative:
-        base = path.parent.resolve()
+        base = os.path.abspath(path.parent)
         for key in DATALIST_KEYS:
             out[key] = [
-                {**item, "image": Path(os.path.relpath(Path(item["image"]).resolve(), base)).as_posix()}
+                {**item, "image": Path(os.path.relpath(os.path.abspath(item["image"]), base)).as_posix()}
                 for item in datalist.get(key, [])
             ]
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -88,8 +88,8 @@ class LandmarkRecord:
             relative_to: if given, the image path is written relative to this folder (where the datalist JSON
                 lives, so that :py:func:`monai.data.load_decathlon_datalist` resolves it); else it is absolute.
         """
-        image = Path(self.image).resolve()
-        path = os.path.relpath(image, Path(relative_to).resolve()) if relative_to is not None else str(image)
+        image = os.path.abspath(self.image)  # not resolve(): a symlinked dataset folder keeps its name
+        path = image if relative_to is None else os.path.relpath(image, os.path.abspath(relative_to))
         return {
             "image": Path(path).as_posix(),
             "landmarks": points_to_json(self.landmarks),

@@ -63,6 +63,7 @@ def isbi_original_dataset(tmp_path):
 @pytest.fixture
 def write_dicom():
     """``write_dicom(path, pixels (rows, cols), **tags)``: a minimal DX DICOM file with the given tags."""
+    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -88,7 +89,11 @@ def write_dicom():
         ds.PixelData = pixels.tobytes()
         for tag, value in tags.items():
             setattr(ds, tag, value)
-        ds.save_as(path, enforce_file_format=True)
+        if int(pydicom.__version__.split(".")[0]) >= 3:
+            ds.save_as(path, enforce_file_format=True)
+        else:  # pydicom 2.4 (pinned by the monailabel extra)
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(path, write_like_original=False)
         return path
 
     return write

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -59,7 +60,7 @@ def test_isbi_fixture_datalist(isbi_csv_dataset, isbi_points):
     assert [[i["id"] for i in datalist[k]] for k in DATALIST_KEYS] == [["001"], ["151"], ["301"]]
     item = datalist["validation"][0]
     assert set(item) == {"image", "landmarks", "spacing", "id", "landmark_set"}
-    assert item["image"] == str((isbi_csv_dataset / "images" / "151.jpg").resolve())
+    assert item["image"] == os.path.abspath(isbi_csv_dataset / "images" / "151.jpg")
     assert item["landmarks"] == isbi_points("151").tolist()
     assert item["spacing"] == [0.1, 0.1] and item["landmark_set"] == "isbi2015"
     assert datalist["split"] == "standard" and datalist["ground_truth"] == "senior"
@@ -93,7 +94,7 @@ def test_relative_paths_resolve_with_monai(isbi_csv_dataset, tmp_path):
     raw = json.loads(path.read_text())
     assert raw["training"][0]["image"] == "../isbi/images/001.jpg"
     items = load_decathlon_datalist(str(path), data_list_key="validation")
-    assert items[0]["image"] == str((isbi_csv_dataset / "images" / "151.jpg").resolve())
+    assert items[0]["image"] == os.path.abspath(isbi_csv_dataset / "images" / "151.jpg")
     assert items[0]["id"] == "151" and items[0]["spacing"] == [0.1, 0.1]
 
 
@@ -156,3 +157,9 @@ def test_real_isbi_datalist(isbi_dir, tmp_path):
                for i in datalist[k])
     average = build_datalist(isbi_dir, ground_truth="average")
     assert average["training"][0]["landmarks"][0] == [832.0, 994.0]
+
+
+def test_symlinked_dataset_keeps_its_path(isbi_csv_dataset, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(isbi_csv_dataset, target_is_directory=True)
+    assert build_datalist(link)["test"][0]["image"] == os.path.join(str(link), "images", "301.jpg")
