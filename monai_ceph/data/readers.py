@@ -81,17 +81,14 @@ class LandmarkRecord:
     landmark_set: str
     split: str | None = None
 
-    def to_item(self, relative_to: str | os.PathLike | None = None) -> dict:
+    def to_item(self) -> dict:
         """The MONAI datalist item ``{"image", "landmarks", "spacing", "id", "landmark_set"}`` of this record.
 
-        Args:
-            relative_to: if given, the image path is written relative to this folder (where the datalist JSON
-                lives, so that :py:func:`monai.data.load_decathlon_datalist` resolves it); else it is absolute.
+        The image path is absolute (not resolved: a symlinked dataset folder keeps its name);
+        :func:`~monai_ceph.data.datalist.write_datalist` can write it relative to the JSON instead.
         """
-        image = os.path.abspath(self.image)  # not resolve(): a symlinked dataset folder keeps its name
-        path = image if relative_to is None else os.path.relpath(image, os.path.abspath(relative_to))
         return {
-            "image": Path(path).as_posix(),
+            "image": Path(os.path.abspath(self.image)).as_posix(),
             "landmarks": points_to_json(self.landmarks),
             "spacing": [float(s) for s in self.spacing],
             "id": self.id,
