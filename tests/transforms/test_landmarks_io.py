@@ -53,9 +53,16 @@ def test_array_input_keeps_its_type(as_type):
     np.testing.assert_array_equal(np.asarray(mask), [1.0, 0.0])
 
 
+def test_object_array_with_none_is_parsed_like_the_datalist_list():
+    out = LoadLandmarks(num_landmarks=2)(np.array([[1, 2.5], None], dtype=object))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32  # the input's type
+    np.testing.assert_array_equal(out, [[1.0, 2.5], [NAN, NAN]])
+
+
 def test_count_is_checked_against_the_items_landmark_set():
     points = [[float(i), float(i)] for i in range(18)]
-    with pytest.raises(ValueError, match=r"id='017'.*/data/017.jpg.*expected 19 landmarks \(the isbi2015 set\), got 18"):
+    expected = r"id='017'.*/data/017.jpg.*expected 19 landmarks \(the isbi2015 set\), got 18"
+    with pytest.raises(ValueError, match=expected):
         LoadLandmarksd()(item(landmarks=points, landmark_set="isbi2015"))
     d = LoadLandmarksd()(item(landmarks=points + [[1.0, 1.0]], landmark_set="isbi2015"))
     assert d["landmarks"].shape == (19, 2)

@@ -48,7 +48,7 @@ def as_spacing(spacing, spatial_dims: int = 2) -> torch.Tensor:
     if isinstance(spacing, (str, bytes)) or spacing is None:
         raise ValueError(f"spacing must be {spatial_dims} positive numbers (mm/pixel), got {spacing!r}.")
     try:
-        values = torch.as_tensor(spacing if isinstance(spacing, torch.Tensor) else np.asarray(spacing, dtype=np.float64))
+        values = spacing if isinstance(spacing, torch.Tensor) else torch.as_tensor(np.asarray(spacing, np.float64))
     except (TypeError, ValueError):
         raise ValueError(f"spacing must be {spatial_dims} numbers (mm/pixel), got non-numeric {spacing!r}.") from None
     if values.dtype == torch.bool or values.is_complex():
@@ -101,20 +101,26 @@ def _parse_points(landmarks) -> torch.Tensor:
     if isinstance(landmarks, np.ndarray) and landmarks.dtype == object:
         landmarks = landmarks.tolist()  # e.g. np.array of a list with None: parse entry by entry
     if isinstance(landmarks, (np.ndarray, torch.Tensor)):
-        kind = landmarks.dtype.kind if isinstance(landmarks, np.ndarray) else None
-        if kind not in (None, "f", "i", "u") or (kind is None and (landmarks.dtype == torch.bool or landmarks.is_complex())):
+        if isinstance(landmarks, np.ndarray):
+            real = landmarks.dtype.kind in ("f", "i", "u")
+        else:
+            real = landmarks.dtype != torch.bool and not landmarks.is_complex()
+        if not real:
             raise ValueError(f"landmarks must be real numbers, got dtype {landmarks.dtype}.")
         values = torch.as_tensor(landmarks).detach().to(torch.float64)
     elif isinstance(landmarks, Sequence) and not isinstance(landmarks, (str, bytes)):
         values = torch.tensor([_parse_point(i, p) for i, p in enumerate(landmarks)], dtype=torch.float64)
         values = values.reshape(len(landmarks), 2)
     else:
-        raise ValueError(f"landmarks must be a list of [x, y] pairs (null for missing), got {type(landmarks).__name__}.")
+        raise ValueError(
+            f"landmarks must be a list of [x, y] pairs (null for missing), got {type(landmarks).__name__}."
+        )
     if values.ndim != 2 or values.shape[-1] != 2:
         raise ValueError(f"landmarks must have shape (N, 2), got {tuple(values.shape)}.")
     partial = torch.isnan(values).any(-1) & ~torch.isnan(values).all(-1)
     if bool(partial.any()):
-        raise ValueError(f"landmark {int(partial.nonzero()[0])} has one missing coordinate; missing points are NaN in both.")
+        first = int(partial.nonzero()[0])
+        raise ValueError(f"landmark {first} has one missing coordinate; missing points are NaN in both.")
     if bool(torch.isinf(values).any()):
         raise ValueError(f"landmark {int(torch.isinf(values).any(-1).nonzero()[0])} has an infinite coordinate.")
     return values
@@ -191,12 +197,15 @@ class LoadLandmarks(Transform):
             raise ValueError(f"expected {expected} landmarks ({what}), got {values.shape[0]}.")
         if spatial_size is not None:
             if len(spatial_size) != values.shape[-1]:
-                raise ValueError(f"the image has {len(spatial_size)} spatial dims, the landmarks have {values.shape[-1]}.")
+                raise ValueError(
+                    f"the image has {len(spatial_size)} spatial dims, the landmarks have {values.shape[-1]}."
+                )
             outside = torch.isfinite(values).all(-1) & ~(landmark_visibility(values, spatial_size) > 0)
             if bool(outside.any()):
                 i = int(outside.nonzero()[0])
                 raise ValueError(
-                    f"landmark {i} at {values[i].tolist()} lies outside the image of spatial size {tuple(spatial_size)}; "
+                    f"landmark {i} at {values[i].tolist()} lies outside the image of spatial size "
+                    f"{tuple(spatial_size)}; "
                     "landmarks are 0-based pixel indices in the image's (dim0, dim1) = (x, y) order."
                 )
         like = landmarks if isinstance(landmarks, (np.ndarray, torch.Tensor)) else torch.empty(0)

@@ -150,7 +150,9 @@ def _carry(before: torch.Tensor, out, landmarks, spacing):
         landmarks = transform_points(landmarks, old_to_new)
     if spacing is not None:
         new_spacing = transform_spacing(spacing, torch.linalg.inv(old_to_new))
-        spacing = convert_to_dst_type(new_spacing, spacing)[0] if isinstance(spacing, (np.ndarray, torch.Tensor)) else new_spacing
+        if isinstance(spacing, (np.ndarray, torch.Tensor)):
+            new_spacing = convert_to_dst_type(new_spacing, spacing)[0]
+        spacing = new_spacing
     return landmarks, spacing
 
 
@@ -250,8 +252,7 @@ class ResizeWithLandmarks(InvertibleTransform):
             return tuple(max(1, int(round(e / p))) for e, p in zip(extent, self.pixel_spacing))
         if not self.keep_aspect:
             return tuple(self.spatial_size)
-        sp = np.ones(SPATIAL_DIMS) if spacing is None else np.asarray(torch.as_tensor(spacing, dtype=torch.float64).cpu())
-        extent = n * sp
+        extent = n if spacing is None else n * np.asarray(torch.as_tensor(spacing, dtype=torch.float64).cpu())
         new_spacing = max(e / t for e, t in zip(extent, self.spatial_size))
         return tuple(min(t, max(1, int(round(e / new_spacing)))) for e, t in zip(extent, self.spatial_size))
 
