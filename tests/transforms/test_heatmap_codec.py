@@ -204,3 +204,13 @@ def test_heatmap_mask_marks_missing_and_outside_points():
     d = LandmarksToHeatmapd(ref_key=None, spatial_size=SIZE)({"landmarks": points})
     np.testing.assert_array_equal(d["landmark_mask"], [1.0, 0.0, 0.0, 1.0])
     assert d["label"][1].abs().max() == 0 and d["label"][2].max() > 0  # outside: the tail is still rendered
+
+
+def test_dictionary_encoder_reads_the_spacing_for_sigma_in_mm():
+    codec = GaussianHeatmapCodec(sigma=1.0, sigma_unit="mm", normalize=True)
+    data = {"landmarks": torch.tensor([[40.0, 50.0]]), "spacing": torch.tensor([0.1, 0.2])}
+    d = LandmarksToHeatmapd(codec=codec, ref_key=None, spatial_size=SIZE)(data)
+    assert d["label"][0, 50, 50].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 10 px along dim0
+    assert d["label"][0, 40, 55].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 5 px along dim1
+    with pytest.raises(ValueError, match="sigma is in mm but the data has no spacing key 'spacing'"):
+        LandmarksToHeatmapd(codec=codec, ref_key=None, spatial_size=SIZE)({"landmarks": data["landmarks"]})
