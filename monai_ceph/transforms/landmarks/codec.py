@@ -153,7 +153,7 @@ class GaussianHeatmapCodec:
         Returns:
             float32 tensor ``(..., K, h0, h1)`` on the points' device.
         """
-        pts = torch.as_tensor(points)
+        pts = torch.as_tensor(points).as_subclass(torch.Tensor)  # plain tensors: no MetaTensor bookkeeping
         device = pts.device
         pts = pts.to(torch.float64)
         if pts.ndim < 2 or pts.shape[-1] != 2:
@@ -188,7 +188,7 @@ class GaussianHeatmapCodec:
         Returns:
             ``(points, confidence)``: float32 ``(..., K, 2)`` in input pixels and ``(..., K)``, on the input's device.
         """
-        hm = torch.as_tensor(heatmaps)
+        hm = torch.as_tensor(heatmaps).as_subclass(torch.Tensor)
         if hm.ndim < 3:
             raise ValueError(f"heatmaps must have shape (..., K, dim0, dim1), got {tuple(hm.shape)}.")
         hm = hm.float() if not torch.is_floating_point(hm) else hm
