@@ -12,8 +12,16 @@ from monai_ceph.transforms.spatial.array import MODEL_SPATIAL_SIZE
 
 restoration = pytest.importorskip("skimage.restoration")
 
-TOLERANCE = 1e-4  # stated in NLMDenoise's docstring, float32, images in [0, 1]
+MAX_DIFF, MEAN_DIFF = 1e-3, 1e-6  # stated in NLMDenoise's docstring (float32, images in [0, 1])
 TYPES = [np.asarray, torch.as_tensor]
+
+
+def _assert_agrees(out, ref, what=""):
+    """The stated agreement, and that all but a few pixels (cut-off flips) agree to 1e-5."""
+    diff = np.abs(np.asarray(out, dtype=np.float64) - ref)
+    assert diff.max() <= MAX_DIFF, f"{what}: max |diff| {diff.max():.2e}"
+    assert diff.mean() <= MEAN_DIFF, f"{what}: mean |diff| {diff.mean():.2e}"
+    assert np.count_nonzero(diff > 1e-5) <= 3, f"{what}: {np.count_nonzero(diff > 1e-5)} pixels off by > 1e-5"
 
 
 def _reference(channel: np.ndarray, patch_size=5, patch_distance=3, h=0.02, sigma=0.0) -> np.ndarray:
@@ -46,7 +54,7 @@ def test_matches_skimage_synthetic(as_type, params):
     _, noisy = _noisy_squares()
     out = NLMDenoise(**params)(as_type(noisy[None]))
     assert type(out) is type(as_type(noisy)) and out.dtype in (np.float32, torch.float32)
-    np.testing.assert_allclose(np.asarray(out)[0], _reference(noisy, **params), rtol=0, atol=TOLERANCE)
+    _assert_agrees(np.asarray(out)[0], _reference(noisy, **params), str(params))
 
 
 @pytest.mark.parametrize("as_type", TYPES)
@@ -54,7 +62,7 @@ def test_matches_skimage_window_larger_than_image(as_type):
     """Padding reflects more than once when the search window exceeds the image (numpy's ``reflect``)."""
     noisy = _noisy_squares()[1][10:22, 14:24]
     out = NLMDenoise(patch_size=3, patch_distance=15, h=0.2)(as_type(noisy[None]))
-    np.testing.assert_allclose(np.asarray(out)[0], _reference(noisy, 3, 15, 0.2), rtol=0, atol=TOLERANCE)
+    _assert_agrees(np.asarray(out)[0], _reference(noisy, 3, 15, 0.2))
 
 
 def test_float64_matches_skimage_to_rounding():
@@ -78,16 +86,14 @@ def test_fast_exp_is_skimages_approximation():
 
 @pytest.mark.isbi
 def test_matches_skimage_on_isbi(isbi_dir):
-    """CLAHE-equalised real radiographs at the model input size: a full image and a crop, default parameters."""
+    """CLAHE-equalised real radiographs at the model input size (two whole, one crop), default parameters."""
     load = LoadImage(image_only=True, ensure_channel_first=True)
     resize = Resize(MODEL_SPATIAL_SIZE, mode="area")
-    for name, window in (("001.jpg", np.s_[:, :, :]), ("301.jpg", np.s_[:, 250:400, 300:420])):
+    for name, window in (("001.jpg", np.s_[:]), ("301.jpg", np.s_[:]), ("152.jpg", np.s_[:, 250:400, 300:420])):
         img = CLAHE()(resize(load(isbi_dir / "images" / name)[:1]))[window]
         out = NLMDenoise()(img)
         assert isinstance(out, MetaTensor) and out.shape == img.shape
-        ref = _reference(img[0].numpy())
-        np.testing.assert_allclose(out[0].numpy(), ref, rtol=0, atol=TOLERANCE, err_msg=name)
-        assert np.abs(out[0].numpy() - ref).mean() < 1e-6
+        _assert_agrees(out[0].numpy(), _reference(img[0].numpy()), name)
         assert np.abs(out - img).mean() > 1e-3  # it did smooth
 
 
@@ -120,7 +126,7 @@ def test_integer_input_gives_float_in_its_units():
     img = (np.random.default_rng(0).random((1, 20, 24)) * 255).astype(np.uint8)
     out = NLMDenoise(h=25.0)(img)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out[0], _reference(img[0].astype(np.float32), h=25.0), atol=TOLERANCE * 255)
+    _assert_agrees(out[0] / 255, _reference(img[0].astype(np.float32), h=25.0) / 255)
 
 
 def test_metadata_and_device_kept():
@@ -134,7 +140,7 @@ def test_metadata_and_device_kept():
     if torch.cuda.is_available():
         gpu = NLMDenoise()(img.cuda())
         assert gpu.device.type == "cuda"
-        torch.testing.assert_close(gpu.cpu().as_tensor(), out.as_tensor(), atol=TOLERANCE, rtol=0)
+        _assert_agrees(gpu.cpu()[0].numpy(), out[0].numpy(), "cuda vs cpu")
 
 
 @pytest.mark.parametrize("as_type", TYPES)

@@ -118,11 +118,10 @@ def nl_means_2d(
 
     box = 2 * r
     enc = _ExpBits(image.dtype)
-    # distances are box sums of squared differences of the image scaled so that they come out in the units of
-    # enc.bias: weight bits = bias - gain * distance (clamped to bias when sigma > 0), 0 past the cut-off.
+    # weight bits = bias - gain * (box sum of squared differences), at most bias when sigma > 0, 0 past the
+    # cut-off; the differences are taken on the unscaled image, where close values subtract exactly.
     gain = enc.factor * _EXP_A / (patch_size * patch_size * h * h)
-    scaled = padded * gain**0.5
-    y_max = enc.bias + gain * 2.0 * sigma * sigma * box * box
+    y_max = torch.tensor(enc.bias + gain * 2.0 * sigma * sigma * box * box, dtype=image.dtype, device=image.device)
     y_cut = enc.bias - enc.factor * _EXP_A * DISTANCE_CUTOFF
     centre_weight = float(enc.to_float(torch.tensor(enc.bias, dtype=image.dtype)))
 
@@ -140,10 +139,10 @@ def nl_means_2d(
         if box:
             r0, c0 = pad - max(dr, 0) - r + 1, pad - dc - r + 1
             rows, cols = q_rows + box - 1, q_cols + box - 1
-            ref = scaled[:, r0 : r0 + rows, c0 : c0 + cols]
-            moved = scaled[:, r0 + dr : r0 + dr + rows, c0 + dc : c0 + dc + cols]
+            ref = padded[:, r0 : r0 + rows, c0 : c0 + cols]
+            moved = padded[:, r0 + dr : r0 + dr + rows, c0 + dc : c0 + dc + cols]
             dist = _window_sum(_window_sum(torch.sub(ref, moved).square_(), box, 1), box, 2)
-            y = torch.rsub(dist, y_max)
+            y = torch.sub(y_max, dist, alpha=gain)
             if sigma:
                 y = y.clamp_(max=enc.bias)
             weight = enc.to_float(torch.nn.functional.threshold_(y, y_cut, 0.0))
