@@ -123,7 +123,7 @@ def nl_means_2d(
     gain = enc.factor * _EXP_A / (patch_size * patch_size * h * h)
     y_max = torch.tensor(enc.bias + gain * 2.0 * sigma * sigma * box * box, dtype=image.dtype, device=image.device)
     y_cut = enc.bias - enc.factor * _EXP_A * DISTANCE_CUTOFF
-    centre_weight = float(enc.to_float(torch.tensor(enc.bias, dtype=image.dtype)))
+    centre_weight = float(fast_exp(torch.zeros((), dtype=torch.float64)))  # exact in float32 too (20-bit mantissa)
 
     def interior(dr: int, dc: int) -> torch.Tensor:
         return padded[:, pad + dr : pad + dr + n_h, pad + dc : pad + dc + n_w]

@@ -105,8 +105,9 @@ class CLAHE(Transform):
             except TypeError:  # not iterable
                 sizes = ()
             if len(sizes) != 2:
-                raise ValueError(f"{name}: kernel_size must be an int or 2 ints (one per spatial dim), got {kernel_size!r}.")
-            self.kernel_size = (_positive_int(sizes[0], "kernel_size", name), _positive_int(sizes[1], "kernel_size", name))
+                raise ValueError(f"{name}: kernel_size must be an int or 2 ints (one per dim), got {kernel_size!r}.")
+            k0, k1 = (_positive_int(k, "kernel_size", name) for k in sizes)
+            self.kernel_size = (k0, k1)
         self.clip_limit = _positive_float(clip_limit, "clip_limit", name)
         self.nbins = _positive_int(nbins, "nbins", name)
 
