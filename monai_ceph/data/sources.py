@@ -11,12 +11,11 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monai.data import load_decathlon_datalist
-
 from .landmark_sets import get_landmark_set
-from .readers import DataFileError, LandmarkFileError, check_spacing, points_from_json
+from .dicom import read_dicom_spacing
+from .readers import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, check_spacing, points_from_json
 
-__all__ = ["detect_format", "check_datalist", "load_datalist"]
+__all__ = ["detect_format", "check_datalist", "load_datalist", "image_folder_datalist"]
 
 
 def detect_format(dataset_dir: str | os.PathLike) -> str:
@@ -80,6 +79,8 @@ def load_datalist(
     (format detected from the layout unless ``fmt`` is given, standard split), else the embedded default:
     ``num_phantoms`` synthetic phantoms written to ``phantom_dir`` on first use and reused after.
     """
+    from monai.data import load_decathlon_datalist
+
     from .datalist import build_datalist  # the module is also a command: import it on use (see __init__)
 
     if datalist is not None:
@@ -108,3 +109,34 @@ def load_datalist(
                                   seed=seed)
         return load_datalist(datalist=file)
     return {key: check_datalist(items, f"{where} [{key}]") for key, items in sections.items()}
+
+
+def image_folder_datalist(
+    folder: str | os.PathLike, spacing: Sequence[float] | float | None = None, suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> list[dict]:
+    """Inference items ``{"image", "spacing", "id"}`` for every image in ``folder`` (sorted, not recursive), or for a
+    single image file.
+
+    DICOM files take their spacing from their tags (PixelSpacing, else ImagerPixelSpacing); other files take
+    ``spacing`` (mm/pixel, one value or ``(sx, sy)``), and without it are an error naming the file, since a
+    JPEG/PNG carries no physical size and every distance reported in mm would be wrong.
+    """
+    root = Path(folder)
+    if root.is_file():
+        files = [root]
+    elif root.is_dir():
+        files = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+    else:
+        raise FileNotFoundError(f"input {root} does not exist.")
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(suffixes)}) in {root}.")
+    items = []
+    for f in files:
+        if f.suffix.lower() in (".dcm", ".dicom"):
+            pixel = read_dicom_spacing(f)
+        elif spacing is None:
+            raise DataFileError(f"{f}: the image has no pixel spacing of its own; give spacing (mm/pixel).")
+        else:
+            pixel = check_spacing([spacing] * 2 if isinstance(spacing, (int, float)) else spacing, str(f))
+        items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": f.stem})
+    return items
