@@ -7,6 +7,7 @@ all trains on the embedded synthetic phantoms, generated on first use.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,8 @@ def load_datalist(
 ) -> dict[str, list[dict]]:
     """Resolve the data a bundle runs on and return its checked ``training``/``validation``/``test`` sections.
 
-    Priority: ``datalist`` (a JSON file, relative image paths resolved against its folder), else ``dataset_dir``
+    Priority: ``datalist`` (a JSON file, relative image paths resolved against its folder; every list of items in
+    it is a section, so extra ones such as ``"test2"`` are kept), else ``dataset_dir``
     (format detected from the layout unless ``fmt`` is given, standard split), else the embedded default:
     ``num_phantoms`` synthetic phantoms written to ``phantom_dir`` on first use and reused after.
     """
@@ -87,12 +89,13 @@ def load_datalist(
         path = Path(datalist)
         if not path.is_file():
             raise FileNotFoundError(f"datalist file {path} does not exist.")
-        sections = {}
-        for key in ("training", "validation", "test"):
-            try:
-                sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key)
-            except ValueError:  # section absent
-                sections[key] = []
+        with open(path) as f:
+            content = json.load(f)
+        # every list of items is a section: training/validation/test, and any others (e.g. "test2")
+        names = [k for k, v in content.items() if isinstance(v, list) and all(isinstance(i, dict) for i in v)]
+        sections = {key: [] for key in ("training", "validation", "test")}
+        for key in names:
+            sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key) if content[key] else []
         where = str(path)
     elif dataset_dir is not None:
         fmt = fmt or detect_format(dataset_dir)

@@ -1,0 +1,113 @@
+"""Train the cephres bundle on ISBI 2015 on the CPU within a time budget, then evaluate on Test1 and Test2.
+
+    python benchmarks/isbi_cpu.py [--minutes 60] [--spatial-size 160 200] [--workdir DIR]
+
+What it measures: the paper's workflow (bundles/cephres/configs/train.json, unchanged apart from the overrides
+printed below) trained on the 150 ISBI 2015 training images (130 to train, 020-150's last 20 to select the model;
+Test1 is never seen before evaluation), at a reduced input size so that the CPU budget buys several epochs, then
+evaluated against the averaged senior/junior ground truth, the reference of published results. Errors are in mm
+on the source images (0.1 mm/pixel). Prints one table: ours vs the best published figures.
+
+The ISBI folder comes from ``$MONAI_CEPH_ISBI_DIR`` (default ``../shared/data/isbi2015``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from monai.bundle import ConfigWorkflow
+
+from monai_ceph.data import build_datalist, isbi_dir, write_datalist
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "bundles" / "cephres" / "configs"
+PUBLISHED = {"test1": "FARNet 1.12 / 88.0", "test2": "FARNet 1.42 / 77.0"}
+
+
+def make_datalist(workdir: Path, num_val: int) -> Path:
+    """Training images split into train/validation by id; Test1 and Test2 kept aside; averaged ground truth."""
+    datalist = build_datalist(isbi_dir(), fmt="isbi2015", ground_truth="average")
+    train = sorted(datalist["training"], key=lambda i: i["id"])
+    split = {
+        "training": train[:-num_val],
+        "validation": train[-num_val:],
+        "test1": datalist["validation"],
+        "test2": datalist["test"],
+    }
+    return write_datalist(split, workdir / "datalist.json")
+
+
+def run(config_files, run_id: str, **overrides):
+    workflow = ConfigWorkflow(config_file=[str(CONFIGS / f) for f in config_files], run_id=run_id, **overrides)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60.0, help="training budget, caching included")
+    parser.add_argument("--spatial-size", type=int, nargs=2, default=(160, 200), help="model input (W, H)")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--num-val", type=int, default=20)
+    parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "isbi_cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    datalist = make_datalist(args.workdir, args.num_val)
+    common = {
+        "bundle_root": str(args.workdir),
+        "datalist_file": str(datalist),
+        "spatial_size": list(args.spatial_size),
+        "num_workers": 1,
+    }
+    train_overrides = {
+        **common,
+        "max_epochs": 1000,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler#patience": 3,
+        "time_limit": int(args.minutes * 60),
+        "training": [
+            "$[h.attach(@train#trainer) for h in @train#resume_handlers]",
+            "$@train#trainer.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED,"
+            " ignite.handlers.TimeLimit(@time_limit))",
+            "$@train#trainer.run()",
+        ],
+    }
+    print("training overrides:", json.dumps(train_overrides, indent=1))
+    start = time.perf_counter()
+    trained = run(["train.json"], "training", **train_overrides)
+    train_minutes = (time.perf_counter() - start) / 60
+    trainer = trained.parser.get_parsed_content("train#trainer")
+    epochs, best = trainer.state.epoch, trained.parser.get_parsed_content("validate#evaluator").state.best_metric
+
+    rows = []
+    for section in ("test1", "test2"):
+        run(["train.json", "evaluate.json"], "evaluating", **common, eval_section=section, save_overlays=False)
+        summary = json.loads((args.workdir / "eval" / section / "radial_error_summary.json").read_text())
+        rows.append((section, summary))
+
+    W, H = args.spatial_size
+    print()
+    print(f"ISBI 2015, CephRes-MHNet trained {train_minutes:.1f} min ({epochs} epochs, best validation MRE "
+          f"{best:.2f} mm) on {platform.processor() or platform.machine()} x{args.threads} threads, CPU, "
+          f"input {H}x{W} (HxW), averaged ground truth")
+    print(f"| set | images | MRE ± SD (mm) | SDR 2.0 | 2.5 | 3.0 | 4.0 mm (%) | published MRE / SDR@2 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for section, s in rows:
+        sdr = s["sdr_percent"]
+        print(f"| {section} | {s['n_images']} | {s['mre_mm']:.2f} ± {s['sd_mm']:.2f} | {sdr['2.0']:.1f} | "
+              f"{sdr['2.5']:.1f} | {sdr['3.0']:.1f} | {sdr['4.0']:.1f} | {PUBLISHED[section]} |")
+
+
+if __name__ == "__main__":
+    main()
