@@ -2,26 +2,19 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from monai.utils import IgniteInfo, ensure_tuple, min_version, optional_import
+from monai.utils import ensure_tuple
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
 from monai_ceph.metrics.radial_error import compute_radial_error
 
-from .utils import decollated_items, engine_output, item_id, item_points, item_source_filename, landmark_labels
-
-Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
-if TYPE_CHECKING:
-    from ignite.engine import Engine
-else:
-    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
 
 __all__ = ["LandmarkWriter", "landmark_table"]
 
@@ -67,7 +60,7 @@ def landmark_table(
     return rows
 
 
-class LandmarkWriter:
+class LandmarkWriter(ItemHandler):
     """
     Event handler triggered on completing every iteration: writes the predicted landmarks of each image of
     ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``.
@@ -114,27 +107,10 @@ class LandmarkWriter:
             raise ValueError(f"unsupported landmark file formats {sorted(unknown)}; use 'json' and/or 'csv'.")
         self.pred_key, self.confidence_key, self.spacing_key = pred_key, confidence_key, spacing_key
         self.label_key, self.id_key, self.image_key = label_key, id_key, image_key
-        self.output_transform = output_transform
-        self.logger = logging.getLogger(name)
-        self._name = name
+        super().__init__(output_transform, name)
 
-    def attach(self, engine: Engine) -> None:
-        """
-        Args:
-            engine: Ignite Engine, it can be a trainer, validator or evaluator.
-        """
-        if self._name is None:
-            self.logger = engine.logger
-        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
-            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        """
-        Args:
-            engine: Ignite Engine, it can be a trainer, validator or evaluator.
-        """
-        for item in decollated_items(self.output_transform(engine_output(engine))):
-            self.write(item)
+    def handle(self, item: Mapping):
+        return self.write(item)
 
     def write(self, item: Mapping) -> list[str]:
         """Write the files of one decollated output item; returns their paths."""

@@ -1,27 +1,20 @@
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from monai.transforms import LoadImage
-from monai.utils import IgniteInfo, convert_to_numpy, min_version, optional_import
+from monai.utils import convert_to_numpy, optional_import
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
 
-from .utils import decollated_items, engine_output, item_id, item_points, item_source_filename, landmark_labels
+from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
 
 Image, _ = optional_import("PIL.Image")
 ImageDraw, _ = optional_import("PIL.ImageDraw")
 ImageFont, _ = optional_import("PIL.ImageFont")
-Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
-if TYPE_CHECKING:
-    from ignite.engine import Engine
-else:
-    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
 
 __all__ = ["OverlaySaver", "render_overlay"]
 
@@ -94,7 +87,7 @@ def render_overlay(
     return canvas
 
 
-class OverlaySaver:
+class OverlaySaver(ItemHandler):
     """
     Event handler triggered on completing every iteration: saves ``<output_dir>/<id>.png``, the source image with
     the predicted landmarks (red), the ground truth (green) and the line between each pair (yellow).
@@ -142,27 +135,10 @@ class OverlaySaver:
         self.source_image_key = source_image_key
         self.reader = reader
         self._loader: LoadImage | None = None  # created on the first re-read
-        self.output_transform = output_transform
-        self.logger = logging.getLogger(name)
-        self._name = name
+        super().__init__(output_transform, name)
 
-    def attach(self, engine: Engine) -> None:
-        """
-        Args:
-            engine: Ignite Engine, it can be a trainer, validator or evaluator.
-        """
-        if self._name is None:
-            self.logger = engine.logger
-        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
-            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        """
-        Args:
-            engine: Ignite Engine, it can be a trainer, validator or evaluator.
-        """
-        for item in decollated_items(self.output_transform(engine_output(engine))):
-            self.save(item)
+    def handle(self, item: Mapping):
+        return self.save(item)
 
     def source_image(self, item: Mapping) -> np.ndarray:
         """The ``(C, x, y)`` source image of an output item (see the class docstring)."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from monai.data import decollate_batch
-from monai.utils import ImageMetaKey, convert_to_numpy
+from monai.utils import IgniteInfo, ImageMetaKey, convert_to_numpy, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
 
-__all__ = ["engine_output", "decollated_items", "landmark_labels", "item_points", "item_id", "item_source_filename"]
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+
+__all__ = ["ItemHandler", "engine_output", "decollated_items", "landmark_labels", "item_points", "item_id", "item_source_filename"]
 
 
 def engine_output(engine: Any) -> Any:
@@ -91,3 +94,37 @@ def item_id(item: Mapping, id_key: str | None = "id", image_key: str = "image") 
     for _ in range(2 if name.endswith(".gz") else 1):
         name = os.path.splitext(name)[0]
     return name
+
+
+class ItemHandler:
+    """Base of the handlers that act on every decollated output item at ``ITERATION_COMPLETED``.
+
+    Subclasses implement :meth:`handle`; items are ``engine.state.output`` completed by the batch keys (see
+    :func:`engine_output`) and mapped by ``output_transform``.
+    """
+
+    def __init__(self, output_transform: Callable = lambda x: x, name: str | None = None) -> None:
+        self.output_transform = output_transform
+        self.logger = logging.getLogger(name)
+        self._name = name
+
+    def attach(self, engine) -> None:
+        """
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        if self._name is None:
+            self.logger = engine.logger
+        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        """
+        Args:
+            engine: Ignite Engine, it can be a trainer, validator or evaluator.
+        """
+        for item in decollated_items(self.output_transform(engine_output(engine))):
+            self.handle(item)
+
+    def handle(self, item: Mapping) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement handle(item).")
