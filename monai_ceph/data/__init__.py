@@ -32,6 +32,16 @@ from .isbi import (
 from .aariz import AARIZ_MAPPING_CSV, AARIZ_TITLES, load_aariz, read_aariz_json, read_aariz_pixel_sizes
 from .labelme import load_labelme, read_labelme_json
 from .dicom import DICOM_SPACING_TAGS, read_dicom_spacing
+from .monailabel import (
+    MonaiLabelLandmarks,
+    load_monailabel,
+    monailabel_datalist,
+    monailabel_label,
+    monailabel_records,
+    parse_monailabel_label,
+    read_monailabel_json,
+    write_monailabel_json,
+)
 
 # The datalist builder is also a command (`python -m monai_ceph.data.datalist`): importing it (or the phantom
 # writer, which uses it) here eagerly would make runpy warn that the module was imported before it ran, so

@@ -1,0 +1,84 @@
+"""A MONAI Label local datastore for radiographs and landmark labels.
+
+It is MONAI Label's ``LocalDatastore`` with three differences:
+
+- it lists JPG/JPEG/PNG/BMP/TIFF/DICOM files in any letter case (MONAI Label's default misses ``.jpeg``,
+  ``.bmp``, ``.dcm`` and upper-case suffixes);
+- a ``.json`` label is checked with :func:`~monai_ceph.data.parse_monailabel_label` before it is stored, so a
+  malformed label is refused (HTTP 400 naming the fault) instead of breaking the next training run;
+- image ids and label tags must be plain names, and an unknown image is a 404: MONAI Label would write
+  ``../x`` outside the datastore and answer 500 for an unknown image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from fastapi import HTTPException
+from monailabel.config import settings
+from monailabel.datastore.local import LocalDatastore
+
+from monai_ceph.data import IMAGE_SUFFIXES, DataFileError, LandmarkSet, parse_monailabel_label
+
+__all__ = ["IMAGE_PATTERNS", "check_name", "LandmarkDatastore"]
+
+IMAGE_PATTERNS = tuple(f"*{s}" for suffix in IMAGE_SUFFIXES for s in (suffix, suffix.upper()))
+"""File patterns of the radiographs the datastore lists (added to ``MONAI_LABEL_DATASTORE_FILE_EXT``)."""
+
+_NAME = re.compile(r"^[^/\\\x00.][^/\\\x00]*$")
+
+
+def check_name(value, what: str) -> str:
+    """``value`` if it is a plain file name (no ``/`` or ``\\``, not starting with ``.``), else HTTP 400."""
+    if not isinstance(value, str) or not _NAME.match(value) or len(value) > 255:
+        raise HTTPException(status_code=400, detail=f"{what} {value!r} must be a plain name (no path separators, "
+                            "not starting with '.').")
+    return value
+
+
+class LandmarkDatastore(LocalDatastore):
+    """``LocalDatastore`` over a folder of radiographs whose ``.json`` labels are landmark labels.
+
+    Args:
+        datastore_path: the studies folder.
+        landmark_set: the set every landmark label must belong to.
+        kwargs: passed to ``LocalDatastore`` (``extensions`` defaults to MONAI Label's setting plus
+            :data:`IMAGE_PATTERNS`).
+    """
+
+    def __init__(self, datastore_path: str, landmark_set: LandmarkSet, **kwargs) -> None:
+        self.landmark_set = landmark_set
+        patterns = [*settings.MONAI_LABEL_DATASTORE_FILE_EXT, *IMAGE_PATTERNS]
+        kwargs.setdefault("extensions", list(dict.fromkeys(patterns)))
+        super().__init__(datastore_path, **kwargs)
+
+    def has_image(self, image_id: str) -> bool:
+        """Whether ``image_id`` names an image of the datastore whose file exists."""
+        uri = self.get_image_uri(image_id) if isinstance(image_id, str) else ""
+        return bool(uri) and os.path.isfile(uri)
+
+    def add_image(self, image_id: str, image_filename: str, image_info: dict) -> str:
+        return super().add_image(check_name(image_id, "image id"), image_filename, image_info)
+
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict) -> str:
+        check_name(image_id, "image id")
+        check_name(label_tag, "label tag")
+        if not self.has_image(image_id):
+            raise HTTPException(status_code=404, detail=f"no image {image_id!r} in the datastore.")
+        if label_filename.lower().endswith(".json"):
+            self.check_label(label_filename, image_id)
+        return super().save_label(image_id, label_filename, label_tag, label_info)
+
+    def check_label(self, label_filename: str, image_id: str) -> None:
+        """HTTP 400 naming the fault unless the file is a landmark label of :attr:`landmark_set`."""
+        where = f"label for image {image_id!r}"
+        try:
+            with open(label_filename, encoding="utf-8-sig") as f:
+                data = json.load(f)
+            parse_monailabel_label(data, self.landmark_set, where)
+        except json.JSONDecodeError as e:
+            raise HTTPException(status_code=400, detail=f"{where}: not valid JSON ({e}).") from None
+        except DataFileError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from None
