@@ -125,7 +125,7 @@ class CephLandmarkInfer(BasicInferTask):
         result.update(
             {
                 "spacing_source": data["spacing_source"],
-                "image_size": None if shape is None else [int(s) for s in convert_to_numpy(shape).reshape(-1)],
+                "image_size": None if shape is None else [int(s) for s in np.asarray(shape).reshape(-1)],
                 "coordinates": "source image pixels (x, y), integer = pixel centre; *_mm = pixels x spacing",
                 "checkpoint": checkpoint,
                 "untrained": checkpoint is None,
