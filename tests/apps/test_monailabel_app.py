@@ -22,14 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("monailabel", reason="MONAI Label is not installed (pip install 'monai_ceph[monailabel]')")
-requests = pytest.importorskip("requests", reason="requests (a MONAI Label dependency) is not installed")
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from monai_ceph.apps.monailabel.config import DEFAULT_SPACING, CephAppConfig  # noqa: E402
-from monai_ceph.apps.monailabel.infer import CephLandmarkInfer, SourceSpacingd  # noqa: E402
-from monai_ceph.data import (  # noqa: E402
+from monai_ceph.apps.monailabel.config import DEFAULT_SPACING, CephAppConfig  # imports no monailabel
+from monai_ceph.data import (
     ISBI2015,
     LandmarkFileError,
     MissingLandmarkWarning,
@@ -41,13 +37,24 @@ from monai_ceph.data import (  # noqa: E402
     read_monailabel_json,
     write_monailabel_json,
 )
-from monai_ceph.data.isbi import load_isbi2015  # noqa: E402
+from monai_ceph.data.isbi import load_isbi2015
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "monai_ceph" / "apps" / "monailabel"
 BUNDLE = REPO / "bundles" / "cephres"
 SMALL = "64,80"
 IMAGE_IDS = ("001", "002", "003")
+
+
+NO_MONAILABEL = "MONAI Label is not installed (pip install 'monai_ceph[monailabel]', see INSTALL.md)"
+
+
+def _infer_module():
+    """The infer task module; skips (label format tests still run) without MONAI Label."""
+    pytest.importorskip("monailabel", reason=NO_MONAILABEL)
+    from monai_ceph.apps.monailabel import infer
+
+    return infer
 
 
 def _points(seed: int = 0) -> np.ndarray:
@@ -182,7 +189,7 @@ def test_conf_parsing(tmp_path):
 
 def test_source_spacing_precedence(tmp_path):
     dicom = _write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), pixel_spacing=[0.2, 0.1])  # (row, column) = (y, x)
-    step = SourceSpacingd((0.1, 0.1), "conf")
+    step = _infer_module().SourceSpacingd((0.1, 0.1), "conf")
     out = step({"image": str(dicom), "spacing": [0.5, 0.5], "landmarks": [[1, 2]]})
     assert out["spacing"] == [0.1, 0.2] and out["spacing_source"] == "dicom" and "landmarks" not in out
     out = step({"image": str(tmp_path / "a.png"), "spacing": 0.15})
@@ -203,8 +210,8 @@ def test_infer_task_on_dicom(tmp_path):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
     dicom = _write_dicom(tmp_path / "x.dcm", pixels, pixel_spacing=[0.2, 0.1])
-    task = CephLandmarkInfer(CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")),
-                                                      "spatial_size": SMALL}))
+    config = CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
+    task = _infer_module().CephLandmarkInfer(config)
     _, result = task({"image": str(dicom), "device": "cpu"})
     assert result["spacing"] == [0.1, 0.2] and result["spacing_source"] == "dicom"
     assert result["image_size"] == [80, 100]
@@ -223,16 +230,24 @@ def _free_port() -> int:
 
 
 class Server:
+    """The running server's address and folders, with small HTTP helpers."""
+
     def __init__(self, url: str, studies: Path, bundle: Path, log: Path):
         self.url, self.studies, self.bundle, self.log = url, studies, bundle, log
 
     def get(self, path: str, **kwargs):
+        import requests
+
         return requests.get(self.url + path, timeout=120, **kwargs)
 
     def post(self, path: str, **kwargs):
+        import requests
+
         return requests.post(self.url + path, timeout=120, **kwargs)
 
     def put_label(self, image_id: str, label: dict, tag: str = "final"):
+        import requests
+
         files = {"label": (f"{image_id}.json", json.dumps(label), "application/json")}
         return requests.put(f"{self.url}/datastore/label", params={"image": image_id, "tag": tag}, files=files,
                             data={"params": json.dumps({"client_id": "pytest"})}, timeout=60)
@@ -248,6 +263,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, isbi_dir):
+    pytest.importorskip("monailabel", reason=NO_MONAILABEL)
     root = tmp_path_factory.mktemp("monailabel")
     studies, app = root / "studies", root / "app"
     studies.mkdir()
@@ -256,6 +272,7 @@ def server(tmp_path_factory, isbi_dir):
         shutil.copy(isbi_dir / "images" / f"{image_id}.jpg", studies)
     shutil.copy(APP_DIR / "main.py", app)  # the package's main.py, in a folder MONAI Label may write into
     bundle = _copy_bundle(root / "cephres")
+    requests = pytest.importorskip("requests", reason="requests (a MONAI Label dependency) is not installed")
     port = _free_port()
     log = root / "server.log"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -325,6 +342,15 @@ def test_infer_datastore_image_and_upload(server):
     assert response.status_code == 200, response.text
     uploaded = _check_result(response.json(), *Image.open(server.studies / "003.jpg").size)
     assert not np.array_equal(by_id, uploaded)  # a different radiograph, a different prediction
+
+
+def test_infer_save_label_stores_the_prediction(server):
+    response = server.post("/infer/cephres?image=003&output=json", data={"params": json.dumps({"save_label": True})})
+    assert response.status_code == 200, response.text
+    stored = server.get("/datastore/label", params={"label": "003", "tag": "original"})
+    assert stored.status_code == 200, stored.text
+    np.testing.assert_array_equal(parse_monailabel_label(stored.json()).points,
+                                  parse_monailabel_label(response.json()).points)
 
 
 @pytest.mark.parametrize(
