@@ -47,15 +47,14 @@ class CephLandmarkTrain(TrainTask):
     def __init__(self, config: CephAppConfig) -> None:
         super().__init__(f"fine-tune the {config.name} bundle on the datastore's landmark labels (tag 'final')")
         self.app_config = config
-        self.landmark_set = config.landmark_set()
+        parser = config.parser()
+        self.landmark_set = config.landmark_set(parser)
+        self.ckpt_path = parser.get_parsed_content("ckpt_path")
+        # where a round writes its datalist and statistics
+        self.work_dir = Path(parser.get_parsed_content("output_dir")) / "monailabel"
 
     def config(self) -> dict:
         return {"max_epochs": self.app_config.max_epochs, "val_fraction": self.app_config.val_fraction}
-
-    @property
-    def work_dir(self) -> Path:
-        """Where a round writes its datalist and statistics: ``<output_dir>/monailabel``."""
-        return Path(self.app_config.parser().get_parsed_content("output_dir")) / "monailabel"
 
     def stats(self) -> dict:
         """Statistics of the last finished round (also when it ran in MONAI Label's training subprocess)."""
@@ -79,8 +78,7 @@ class CephLandmarkTrain(TrainTask):
         datalist = monailabel_datalist(records, val_fraction=val_fraction)
         work_dir = self.work_dir
         datalist_file = write_datalist(datalist, work_dir / "datalist.json")
-        initial = self.app_config.parser().get_parsed_content("ckpt_path")
-        initial = initial if os.path.isfile(initial) else None
+        initial = self.ckpt_path if os.path.isfile(self.ckpt_path) else None
         logger.info(f"fine-tuning on {len(datalist['training'])} labelled images for {max_epochs} epochs "
                     f"from {initial or 'random weights'}")
 
@@ -107,7 +105,7 @@ class CephLandmarkTrain(TrainTask):
 
         stats = {
             "model": self.app_config.name,
-            "checkpoint": workflow.parser.get_parsed_content("ckpt_dir") + "/model.pt",
+            "checkpoint": self.ckpt_path,
             "initialized_from": initial,
             "images": {"training": len(datalist["training"]), "validation": len(datalist["validation"])},
             "epochs": int(trainer.state.epoch),
