@@ -200,12 +200,6 @@ def test_source_spacing_precedence(tmp_path):
         step({"image": "a.png", "spacing": 0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the bundle's LoadImaged picks ITKReader for .dcm, which gives (1, W, H, 1); fixed by "
-    "'reader': 'PydicomReader' on LoadImaged in bundles/cephres/configs/train.json (then remove this marker)",
-)
 def test_infer_task_on_dicom(tmp_path):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
