@@ -16,7 +16,12 @@ Usage::
 
     python benchmarks/networks.py                       # all networks, CPU
     python benchmarks/networks.py --only CephRes-MHNet --runs 5 --threads 2
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/networks.py --only CephRes-MHNet unet hrnet_w48_sr --runs 1 --warmup 0
     python benchmarks/networks.py --device cuda
+
+The table lists CephRes-MHNet, its ablations and the paper's seven baselines (their registry,
+``monai_ceph.networks.nets.baselines.BASELINES``, under the same short names as the bundle overlays in
+``bundles/cephres/configs/baselines/``), each with its parameter count in the paper's Table 1 where there is one.
 
 Add a network with one row in ``NETWORKS`` (display name -> zero-argument constructor).
 """
@@ -35,13 +40,18 @@ from functools import partial
 import torch
 
 from monai_ceph.networks.nets import CephResMHNet
+from monai_ceph.networks.nets.baselines import BASELINES, TABLE1_PARAMS, get_baseline
 from monai_ceph.transforms.spatial.array import MODEL_SPATIAL_SIZE
 
 NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
     "CephRes-MHNet": CephResMHNet,
     "CephRes-Net (1 head)": partial(CephResMHNet, groups=[list(range(19))]),
     "Ceph-MHNet (no residual)": partial(CephResMHNet, residual=False),
+    **{name: partial(get_baseline, name, in_channels=1, out_channels=19) for name in BASELINES},
 }
+
+#: parameter counts printed in the paper's Table 1 (1 input channel, 19 landmarks; CephRes-MHNet: 4.7M).
+PAPER_PARAMS: dict[str, float] = {"CephRes-MHNet": 4.7e6, **TABLE1_PARAMS}
 
 
 def _rss_bytes() -> int:
@@ -118,7 +128,8 @@ def main() -> None:
         f"batch 1; {where}; torch {torch.__version__}; median of {args.runs} runs after {args.warmup} warm-up"
     )
     peak_col = "CUDA peak (MiB)" if args.device.startswith("cuda") else "CPU peak (MiB)"
-    header = f"{'network':<28} {'params (M)':>10} {'latency (s)':>12} {'min..max (s)':>15} {peak_col:>16}"
+    header = f"{'network':<28} {'params (M)':>10} {'Table 1 (M)':>11} {'latency (s)':>12} {'min..max (s)':>15} "
+    header += f"{peak_col:>16}"
     print(header)
     print("-" * len(header))
     for name in names:
@@ -128,8 +139,9 @@ def main() -> None:
             continue
         t = r["times"]
         peak = r["peak_cuda"] if args.device.startswith("cuda") else r["peak_cpu"]
+        paper = f"{PAPER_PARAMS[name] / 1e6:.2f}" if name in PAPER_PARAMS else "-"
         print(
-            f"{name:<28} {r['params'] / 1e6:>10.2f} {statistics.median(t):>12.3f} "
+            f"{name:<28} {r['params'] / 1e6:>10.2f} {paper:>11} {statistics.median(t):>12.3f} "
             f"{f'{min(t):.3f}..{max(t):.3f}':>15} {peak / 2**20:>16.0f}"
         )
 

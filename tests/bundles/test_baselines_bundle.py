@@ -140,4 +140,4 @@ def test_train_then_evaluate_through_the_bundle(name, phantoms, tmp_path):
     # the report and the evaluator's own key metric are two computations of the same errors
     assert summary["mre_mm"] == pytest.approx(evaluator.state.metrics["val_mre"], rel=1e-5)
     written = bundle_root / "eval" / name / "test" / "landmarks"
-    assert sorted(p.name for p in written.iterdir()) == sorted(f"{i}.{ext}" for i in test_ids for ext in ("csv", "json"))
+    assert sorted(p.name for p in written.iterdir()) == sorted(f"{i}.{e}" for i in test_ids for e in ("csv", "json"))
