@@ -69,4 +69,4 @@ def __getattr__(name):
 
             return getattr(import_module(f".{module}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-from .sources import check_datalist, detect_format, image_folder_datalist, load_datalist
+from .sources import check_datalist, check_section, detect_format, image_folder_datalist, load_datalist

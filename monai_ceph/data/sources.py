@@ -16,7 +16,7 @@ from .landmark_sets import get_landmark_set
 from .dicom import read_dicom_spacing
 from .readers import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, check_spacing, points_from_json
 
-__all__ = ["detect_format", "check_datalist", "load_datalist", "image_folder_datalist"]
+__all__ = ["detect_format", "check_datalist", "check_section", "load_datalist", "image_folder_datalist"]
 
 
 def detect_format(dataset_dir: str | os.PathLike) -> str:
@@ -62,6 +62,13 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
     return checked
+
+
+def check_section(datalist: Mapping[str, Sequence], section: str) -> None:
+    """Raise naming ``section`` when the datalist lacks it or it is empty (an evaluation would silently do nothing)."""
+    if not datalist.get(section):
+        available = {k: len(v) for k, v in datalist.items() if isinstance(v, Sequence) and not isinstance(v, str)}
+        raise DataFileError(f"datalist section {section!r} is missing or empty; sections and sizes: {available}.")
 
 
 def load_datalist(
