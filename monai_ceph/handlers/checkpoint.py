@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 
 __all__ = ["latest_checkpoint"]
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:
-    """Path of the newest ``<prefix>_epoch=N.pt`` (or ``_iteration=N``) that MONAI's ``CheckpointSaver`` wrote in
-    ``ckpt_dir``, by its number; ``None`` when there is none (a fresh run).
+    """Path of the newest complete ``<prefix>_epoch=N.pt`` (or ``_iteration=N``) that MONAI's ``CheckpointSaver``
+    wrote in ``ckpt_dir``, by its number; ``None`` when there is none (a fresh run).
+
+    A run killed while saving leaves a truncated file: files that are not an intact torch (zip) archive are
+    skipped, so the run resumes from the checkpoint before.
 
     Bundles pass it to ``CheckpointLoader`` (disabled when ``None``), so re-running a killed training continues
     from its last completed epoch.
@@ -24,4 +28,15 @@ def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint") -
             m = pattern.match(f.name)
             if m:
                 found.append((int(m.group(1)), str(f)))
-    return max(found)[1] if found else None
+    for _, path in sorted(found, reverse=True):
+        if _intact(path):
+            return path
+    return None
+
+
+def _intact(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        return False
