@@ -123,9 +123,10 @@ def parse_coordinate(value, where: str) -> float:
     return number
 
 
-def check_spacing(spacing, where: str) -> np.ndarray:
-    """Spacing as a ``(2,)`` float array ``(sx, sy)``; a scalar means isotropic.
+def check_spacing(spacing, where: str, spatial_dims: int = 2) -> np.ndarray:
+    """Spacing as a ``(spatial_dims,)`` float64 array (``(sx, sy)`` in 2D); a scalar means isotropic.
 
+    The one spacing check of the package (readers, datalists and :func:`monai_ceph.transforms.as_spacing`).
     Raises :class:`SpacingError` naming ``where`` if a value is non-numeric, non-finite or ``<= 0``.
     """
     try:
@@ -133,9 +134,11 @@ def check_spacing(spacing, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise SpacingError(f"{where}: pixel spacing {spacing!r} is not numeric.") from None
     if values.size == 1:
-        values = np.repeat(values, 2)
-    if values.size != 2:
-        raise SpacingError(f"{where}: pixel spacing {spacing!r} must be one value or two (x, y).")
+        values = np.repeat(values, spatial_dims)
+    if values.size != spatial_dims:
+        raise SpacingError(
+            f"{where}: pixel spacing {spacing!r} must be one value or {spatial_dims} values (one per spatial dim)."
+        )
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise SpacingError(f"{where}: pixel spacing {spacing!r} must be finite and > 0 mm/pixel.")
     return values

@@ -147,6 +147,6 @@ def image_folder_datalist(
         elif spacing is None:
             raise DataFileError(f"{f}: the image has no pixel spacing of its own; give spacing (mm/pixel).")
         else:
-            pixel = check_spacing([spacing] * 2 if isinstance(spacing, (int, float)) else spacing, str(f))
+            pixel = check_spacing(spacing, str(f))
         items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": f.stem})
     return items

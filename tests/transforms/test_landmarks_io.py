@@ -99,7 +99,7 @@ def test_bad_landmarks_name_the_item_and_the_problem(landmarks, match):
     ([0.1, -0.1], "finite and > 0"),
     ([0.0, 0.1], "finite and > 0"),
     ([0.1, 0.1, 0.1], "2 values"),
-    (["a", 0.1], "non-numeric"),
+    (["a", 0.1], "not numeric"),
     ([0.1, None], "finite and > 0"),
     ("0.1", "positive numbers"),
 ])

@@ -20,6 +20,7 @@ from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type
 
 from monai_ceph.data.landmark_sets import LandmarkSet, get_landmark_set
+from monai_ceph.data.readers import check_spacing
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 
 __all__ = [
@@ -42,25 +43,17 @@ def _as_output(tensor: torch.Tensor, like) -> NdarrayOrTensor:
 def as_spacing(spacing, spatial_dims: int = 2) -> torch.Tensor:
     """Validate a pixel spacing (mm/pixel) and return it as a float32 tensor ``(spatial_dims,)``.
 
-    A single number means isotropic spacing. Raises ``ValueError`` for a wrong length, a non-numeric value, or a
-    value that is not finite and > 0.
+    A single number means isotropic spacing. Raises ``ValueError`` (:class:`~monai_ceph.data.SpacingError`) for a
+    wrong length, text, a non-numeric value, or a value that is not finite and > 0; the checks are
+    :func:`monai_ceph.data.check_spacing`'s.
     """
     if isinstance(spacing, (str, bytes)) or spacing is None:
         raise ValueError(f"spacing must be {spatial_dims} positive numbers (mm/pixel), got {spacing!r}.")
-    try:
-        values = spacing if isinstance(spacing, torch.Tensor) else torch.as_tensor(np.asarray(spacing, np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"spacing must be {spatial_dims} numbers (mm/pixel), got non-numeric {spacing!r}.") from None
-    if values.dtype == torch.bool or values.is_complex():
-        raise ValueError(f"spacing must be {spatial_dims} real numbers (mm/pixel), got {spacing!r}.")
-    values = values.detach().cpu().to(torch.float64).reshape(-1)
-    if values.numel() == 1:
-        values = values.repeat(spatial_dims)
-    if values.numel() != spatial_dims:
-        raise ValueError(f"spacing must have {spatial_dims} values (one per spatial dim), got {spacing!r}.")
-    if not bool(torch.all(torch.isfinite(values) & (values > 0))):
-        raise ValueError(f"spacing must be finite and > 0 (mm/pixel), got {values.tolist()}.")
-    return values.to(torch.float32)
+    if isinstance(spacing, torch.Tensor):
+        if spacing.dtype == torch.bool or spacing.is_complex():
+            raise ValueError(f"spacing must be {spatial_dims} real numbers (mm/pixel), got {spacing!r}.")
+        spacing = spacing.detach().cpu().numpy()
+    return torch.as_tensor(check_spacing(spacing, "spacing", spatial_dims), dtype=torch.float32)
 
 
 def landmark_visibility(points: NdarrayOrTensor, spatial_size: Sequence[int]) -> NdarrayOrTensor:
