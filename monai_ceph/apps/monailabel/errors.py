@@ -40,14 +40,17 @@ def input_error(error: BaseException) -> BaseException | None:
     return found[-1] if found else None
 
 
-def one_line(error: BaseException) -> str:
-    """``Type: message`` of the innermost exception of ``error``'s chain, on one line.
+def one_line(error: BaseException, limit: int = 400) -> str:
+    """``Type: message`` of the innermost exception of ``error``'s chain, its lines joined, at most ``limit``
+    characters.
 
     For an error re-raised from a DataLoader worker it is the last line of the worker's traceback.
     """
     inner = exception_chain(error)[-1]
     text = str(inner).strip()
     if "Original Traceback" in text:
-        return text.splitlines()[-1].strip()
-    first = text.splitlines()[0].strip() if text else ""
-    return f"{type(inner).__name__}: {first}" if first else type(inner).__name__
+        line = text.splitlines()[-1].strip()
+    else:
+        message = " ".join(text.split())
+        line = f"{type(inner).__name__}: {message}" if message else type(inner).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

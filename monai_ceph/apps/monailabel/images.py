@@ -20,13 +20,22 @@ import numpy as np
 
 from monai_ceph.data import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, LandmarkSet
 
-__all__ = ["UPLOAD_MAX_AGE_S", "NotAnImageError", "is_upload", "remove_upload", "image_size", "check_image_file",
-           "check_landmarks_inside"]
+__all__ = [
+    "UPLOAD_MAX_AGE_S",
+    "DICOM_SUFFIXES",
+    "NotAnImageError",
+    "is_upload",
+    "remove_upload",
+    "image_size",
+    "check_image_file",
+    "check_landmarks_inside",
+]
 
 UPLOAD_MAX_AGE_S = 120.0
 """An upload is checked moments after MONAI Label wrote it; an older file in the temporary folder is not one."""
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+"""Suffixes read as DICOM (``.dicom`` is accepted for an upload; the datastore lists :data:`IMAGE_SUFFIXES`)."""
 
 # tempfile's names: "tmp" + 8 characters of its alphabet (tempfile._RandomNameSequence) + the upload's suffixes
 _UPLOAD_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.[A-Za-z0-9]+)*$")
@@ -68,7 +77,8 @@ def _check_suffix(path: str, where: str) -> str:
     suffix = _suffix(path)
     if suffix not in (*IMAGE_SUFFIXES, *DICOM_SUFFIXES):
         shown = suffix or "no suffix"
-        raise NotAnImageError(f"{where}: not an image ({shown}; expected one of {', '.join(IMAGE_SUFFIXES)}).")
+        expected = ", ".join(dict.fromkeys((*IMAGE_SUFFIXES, *DICOM_SUFFIXES)))
+        raise NotAnImageError(f"{where}: not an image ({shown}; expected one of {expected}).")
     return suffix
 
 
