@@ -46,6 +46,7 @@ class Server:
 
     def __init__(self, url: str, studies: Path, bundle: Path, log: Path, tmp: Path):
         self.url, self.studies, self.bundle, self.log, self.tmp = url, studies, bundle, log, tmp
+        self.tmp_at_start: set[str] = set()
 
     def get(self, path: str, **kwargs):
         import requests
@@ -61,6 +62,11 @@ class Server:
         import requests
 
         return requests.put(self.url + path, timeout=120, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        import requests
+
+        return requests.delete(self.url + path, timeout=120, **kwargs)
 
     def put_label(self, image_id: str, label, tag: str = "final", name: str | None = None):
         """``PUT /datastore/label``; ``label`` is a dict (sent as JSON) or the raw bytes of the file ``name``."""
@@ -82,9 +88,15 @@ class Server:
             time.sleep(2)
         return status
 
-    def temp_files(self) -> list[str]:
-        """What is left in the server's system temporary folder."""
-        return sorted(p.name for p in self.tmp.iterdir())
+    def temp_files(self, wait: float = 3.0) -> list[str]:
+        """What the server left in its system temporary folder besides what it wrote at start-up (its logging
+        config). MONAI Label removes a successful upload just after answering, so this waits up to ``wait`` s."""
+        deadline = time.time() + wait
+        while (left := sorted(p.name for p in self.tmp.iterdir() if p.name not in self.tmp_at_start)) and (
+            time.time() < deadline
+        ):
+            time.sleep(0.2)
+        return left
 
     def log_tail(self, n: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.is_file() else ""
@@ -122,6 +134,7 @@ def start_server(root: Path, isbi_dir: Path):
             if time.time() > deadline:
                 pytest.fail(f"the server did not answer /info/ within 150 s:\n{srv.log_tail()}")
             time.sleep(1)
+        srv.tmp_at_start = {p.name for p in tmp.iterdir()}
         yield srv
     finally:
         process.terminate()

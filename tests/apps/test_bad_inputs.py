@@ -253,6 +253,7 @@ def stored_label(server):
         ((0, float("inf"), 3.0), "landmarks[0] (S) x: coordinate inf is not finite"),
         ((0, float("nan"), 3.0), "landmarks[0] (S) x: coordinate nan is not finite"),
     ],
+    ids=["right-of-image", "above-image", "infinite", "nan"],
 )
 def test_label_with_absurd_coordinates_is_refused(server, stored_label, change, message):
     label = monailabel_label(np.tile([[500.0, 600.0]], (19, 1)), spacing=0.1)
@@ -273,6 +274,7 @@ def test_label_with_absurd_coordinates_is_refused(server, stored_label, change, 
         (b"[1, 2]", "003.json", "label for image '003': not a landmark label (expected an object with a 'landmarks'"),
         (b"\xff\xfe{", "003.json", "label for image '003': not valid JSON"),
     ],
+    ids=["png", "json-list", "not-utf8"],
 )
 def test_label_that_is_not_a_landmark_label_is_refused(server, stored_label, content, name, message):
     response = server.put_label("003", content, tag="pytest", name=name)
@@ -290,6 +292,7 @@ def test_label_that_is_not_a_landmark_label_is_refused(server, stored_label, con
         ("004.jpg", _truncated_jpeg(), "image '004': not an image (image file is truncated"),
         ("004.dcm", b"\x00" * 200, "image '004': not an image (not a DICOM file"),
     ],
+    ids=["text-as-jpg", "txt", "truncated-jpg", "not-dicom"],
 )
 def test_datastore_image_that_is_not_an_image_is_refused(server, name, content, message):
     before = sorted(os.listdir(server.studies))
@@ -309,6 +312,7 @@ def test_datastore_image_that_is_not_an_image_is_refused(server, name, content, 
         ("x", b"this is text", "uploaded file (no suffix): not an image (no suffix; expected one of"),
         ("x.jpg", _truncated_jpeg(), "uploaded file (.jpg): not an image (image file is truncated"),
     ],
+    ids=["text-as-jpg", "txt", "no-suffix", "truncated-jpg"],
 )
 def test_infer_upload_that_is_not_an_image_is_a_400(server, name, content, message):
     response = server.post("/infer/cephres?output=json", files=_upload(name, content))
@@ -349,17 +353,18 @@ def test_train_request_mistake_is_a_400_when_run_in_the_server(server):
 
 
 def test_failed_training_round_names_the_cause(server):
-    """A label that breaks training (one stored before labels were checked, or put into the folder by hand)
-    makes the round fail; its status and ``train_stats`` name the label file, the landmark and the image size."""
-    label = server.studies / "labels" / "final" / "003.json"
+    """A stored label that breaks training (one stored before labels were checked, or edited on disk) makes the
+    round fail; its status and ``train_stats`` name the label file, the landmark and the image size."""
     points = np.tile([[500.0, 600.0]], (19, 1))
+    assert server.put_label("003", monailabel_label(points, spacing=0.1)).status_code == 200
+    label = server.studies / "labels" / "final" / "003.json"
     points[1] = [1935.0, 600.0]
-    write_monailabel_json(label, points, spacing=0.1)
+    write_monailabel_json(label, points, spacing=0.1)  # edited on disk: the app never saw it
     try:
         assert server.post("/train/cephres", json={"max_epochs": 1}).status_code == 200
         status = server.wait_for_training()
     finally:
-        label.unlink()
+        assert server.delete("/datastore/label", params={"id": "003", "tag": "final"}).status_code == 200
     assert status["status"] == "ERROR"
     cause = f"training round failed: {label.resolve()}: landmark 'N' at (1935, 600) outside the image of 1935 x 2400"
     assert cause in status["details"][-1], "\n".join(status["details"])
