@@ -33,7 +33,7 @@ from monai_ceph.apps.monailabel.images import (
 )
 from monai_ceph.data import ISBI2015, LandmarkFileError, SpacingError, monailabel_label, write_monailabel_json
 
-from ml_server import NO_MONAILABEL, SMALL, copy_bundle
+from ml_server import NO_MONAILABEL, SMALL, copy_bundle, write_dicom
 
 ISBI_SIZE = (1935, 2400)  # (x, y) of every ISBI 2015 radiograph
 
@@ -49,24 +49,14 @@ def _truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-def _write_dicom(path: Path, rows: int, columns: int, pixels: bool = True) -> Path:
+def _dicom(path: Path, rows: int, columns: int, pixels: bool = True) -> Path:
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "DX", "MONOCHROME2", 1
-    ds.Rows, ds.Columns = rows, columns
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    if pixels:
-        ds.PixelData = np.zeros((rows, columns), dtype=np.uint16).tobytes()
-    pydicom.dcmwrite(str(path), ds, write_like_original=False)
+    write_dicom(path, np.zeros((rows, columns)))
+    if not pixels:
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        ds.save_as(path)
     return path
 
 
@@ -102,7 +92,7 @@ def test_image_size_and_not_an_image(tmp_path):
     (tmp_path / "b.jpg").write_bytes(_jpeg_bytes((50, 20)))
     assert image_size(str(tmp_path / "a.png")) == (40, 30)  # (x, y) = (columns, rows)
     assert check_image_file(str(tmp_path / "b.jpg")) == (50, 20)
-    assert check_image_file(str(_write_dicom(tmp_path / "c.dcm", rows=7, columns=5))) == (5, 7)
+    assert check_image_file(str(_dicom(tmp_path / "c.dcm", rows=7, columns=5))) == (5, 7)
 
     (tmp_path / "text.jpg").write_text("hello")
     with pytest.raises(NotAnImageError, match=r"^upload: not an image \(the content is not a JPG image\)\.$"):
@@ -116,7 +106,7 @@ def test_image_size_and_not_an_image(tmp_path):
     with pytest.raises(NotAnImageError, match=r"cut.jpg: not an image \(image file is truncated"):
         check_image_file(str(truncated))  # ...the pixels are not
     with pytest.raises(NotAnImageError, match=r"d.dcm: not an image \(a DICOM file without pixel data\)"):
-        check_image_file(str(_write_dicom(tmp_path / "d.dcm", rows=7, columns=5, pixels=False)))
+        check_image_file(str(_dicom(tmp_path / "d.dcm", rows=7, columns=5, pixels=False)))
     (tmp_path / "e.dcm").write_bytes(b"\x00" * 10)
     with pytest.raises(NotAnImageError, match=r"e.dcm: not an image \(not a DICOM file"):
         check_image_file(str(tmp_path / "e.dcm"))
@@ -339,7 +329,8 @@ def test_a_file_in_the_temporary_folder_is_not_an_image_id(server):
         for path in (planted, stale):
             response = server.post("/infer/cephres", params={"image": str(path), "output": "json"})
             assert response.status_code == 400, response.text
-            assert _one_line(response.json()["detail"]) == f"image {str(path)!r}: give a datastore image id, not a path."
+            expected = f"image {str(path)!r}: give a datastore image id, not a path."
+            assert _one_line(response.json()["detail"]) == expected
         assert planted.read_bytes() == stale.read_bytes() == _jpeg_bytes()  # refused, not deleted
     finally:
         planted.unlink()

@@ -31,7 +31,7 @@ from monai_ceph.data import (
 )
 from monai_ceph.data.isbi import load_isbi2015
 
-from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle
+from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle, write_dicom
 
 
 def _infer_module():
@@ -47,28 +47,6 @@ def _points(seed: int = 0) -> np.ndarray:
     points = np.round(rng.uniform(10, 1900, size=(19, 2)), 2)
     points[5] = np.nan
     return points
-
-
-def _write_dicom(path: Path, pixels: np.ndarray, pixel_spacing) -> Path:
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "DX", "MONOCHROME2", 1
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelSpacing = list(pixel_spacing)
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    pydicom.dcmwrite(str(path), ds, write_like_original=False)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- label format
@@ -167,7 +145,7 @@ def test_conf_parsing(tmp_path):
 
 
 def test_source_spacing_precedence(tmp_path):
-    dicom = _write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), pixel_spacing=[0.2, 0.1])  # (row, column) = (y, x)
+    dicom = write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), PixelSpacing=[0.2, 0.1])  # (row, column) = (y, x)
     step = _infer_module().SourceSpacingd((0.1, 0.1), "conf")
     out = step({"image": str(dicom), "spacing": [0.5, 0.5], "landmarks": [[1, 2]]})
     assert out["spacing"] == [0.1, 0.2] and out["spacing_source"] == "dicom" and "landmarks" not in out
@@ -182,7 +160,7 @@ def test_source_spacing_precedence(tmp_path):
 def test_infer_task_on_dicom(tmp_path):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
-    dicom = _write_dicom(tmp_path / "x.dcm", pixels, pixel_spacing=[0.2, 0.1])
+    dicom = write_dicom(tmp_path / "x.dcm", pixels, PixelSpacing=[0.2, 0.1])
     config = CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
     task = _infer_module().CephLandmarkInfer(config)
     _, result = task({"image": str(dicom), "device": "cpu"})
