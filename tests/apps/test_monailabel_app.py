@@ -1,21 +1,13 @@
 """The MONAI Label app: label format, settings, and a real server over real ISBI radiographs.
 
-The server tests start ``monailabel start_server`` on 127.0.0.1 (a free port) with the app's ``main.py`` copied
-into a temporary app folder (MONAI Label writes ``logs/``, ``model/``... into the app folder), a temporary studies
-folder holding three ISBI images, and a copy of ``bundles/cephres`` (training writes ``models/model.pt`` into the
-bundle), at a model input of 64x80 so that inference and a training epoch take seconds on a CPU.
+The server tests use the session's one real server (the ``server`` fixture of tests/apps/conftest.py; see
+ml_server.py for how it is started): three ISBI images, a copy of ``bundles/cephres``, model input 64x80.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -39,14 +31,7 @@ from monai_ceph.data import (
 )
 from monai_ceph.data.isbi import load_isbi2015
 
-REPO = Path(__file__).resolve().parents[2]
-APP_DIR = REPO / "monai_ceph" / "apps" / "monailabel"
-BUNDLE = REPO / "bundles" / "cephres"
-SMALL = "64,80"
-IMAGE_IDS = ("001", "002", "003")
-
-
-NO_MONAILABEL = "MONAI Label is not installed (pip install 'monai_ceph[monailabel]', see INSTALL.md)"
+from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle, write_dicom
 
 
 def _infer_module():
@@ -62,34 +47,6 @@ def _points(seed: int = 0) -> np.ndarray:
     points = np.round(rng.uniform(10, 1900, size=(19, 2)), 2)
     points[5] = np.nan
     return points
-
-
-def _copy_bundle(dst: Path) -> Path:
-    """The bundle's configs only (no models, caches or phantoms of a local run)."""
-    shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("models", "cache", "eval", "data", "runs"))
-    return dst
-
-
-def _write_dicom(path: Path, pixels: np.ndarray, pixel_spacing) -> Path:
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "DX", "MONOCHROME2", 1
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelSpacing = list(pixel_spacing)
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    pydicom.dcmwrite(str(path), ds, write_like_original=False)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- label format
@@ -188,7 +145,7 @@ def test_conf_parsing(tmp_path):
 
 
 def test_source_spacing_precedence(tmp_path):
-    dicom = _write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), pixel_spacing=[0.2, 0.1])  # (row, column) = (y, x)
+    dicom = write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), PixelSpacing=[0.2, 0.1])  # (row, column) = (y, x)
     step = _infer_module().SourceSpacingd((0.1, 0.1), "conf")
     out = step({"image": str(dicom), "spacing": [0.5, 0.5], "landmarks": [[1, 2]]})
     assert out["spacing"] == [0.1, 0.2] and out["spacing_source"] == "dicom" and "landmarks" not in out
@@ -203,7 +160,7 @@ def test_source_spacing_precedence(tmp_path):
 def test_infer_task_on_dicom(tmp_path):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
-    dicom = _write_dicom(tmp_path / "x.dcm", pixels, pixel_spacing=[0.2, 0.1])
+    dicom = write_dicom(tmp_path / "x.dcm", pixels, PixelSpacing=[0.2, 0.1])
     config = CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
     task = _infer_module().CephLandmarkInfer(config)
     _, result = task({"image": str(dicom), "device": "cpu"})
@@ -215,88 +172,7 @@ def test_infer_task_on_dicom(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """The running server's address and folders, with small HTTP helpers."""
-
-    def __init__(self, url: str, studies: Path, bundle: Path, log: Path):
-        self.url, self.studies, self.bundle, self.log = url, studies, bundle, log
-
-    def get(self, path: str, **kwargs):
-        import requests
-
-        return requests.get(self.url + path, timeout=120, **kwargs)
-
-    def post(self, path: str, **kwargs):
-        import requests
-
-        return requests.post(self.url + path, timeout=120, **kwargs)
-
-    def put_label(self, image_id: str, label: dict, tag: str = "final"):
-        import requests
-
-        files = {"label": (f"{image_id}.json", json.dumps(label), "application/json")}
-        return requests.put(f"{self.url}/datastore/label", params={"image": image_id, "tag": tag}, files=files,
-                            data={"params": json.dumps({"client_id": "pytest"})}, timeout=60)
-
-    def infer(self, image_id: str) -> dict:
-        response = self.post(f"/infer/cephres?image={image_id}&output=json")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def log_tail(self, n: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.is_file() else ""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, isbi_dir):
-    pytest.importorskip("monailabel", reason=NO_MONAILABEL)
-    root = tmp_path_factory.mktemp("monailabel")
-    studies, app = root / "studies", root / "app"
-    studies.mkdir()
-    app.mkdir()
-    for image_id in IMAGE_IDS:
-        shutil.copy(isbi_dir / "images" / f"{image_id}.jpg", studies)
-    shutil.copy(APP_DIR / "main.py", app)  # the package's main.py, in a folder MONAI Label may write into
-    bundle = _copy_bundle(root / "cephres")
-    requests = pytest.importorskip("requests", reason="requests (a MONAI Label dependency) is not installed")
-    port = _free_port()
-    log = root / "server.log"
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
-           "--conf", "bundle", str(bundle), "--conf", "spatial_size", SMALL, "--conf", "spacing", "0.1",
-           "--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "w") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", studies, bundle, log)
-    try:
-        deadline = time.time() + 150
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{srv.log_tail()}")
-            try:
-                if requests.get(srv.url + "/info/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"the server did not answer /info/ within 150 s:\n{srv.log_tail()}")
-            time.sleep(1)
-        yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+# (the `server` fixture: tests/apps/conftest.py, one server for the whole session)
 
 
 def test_info(server):
@@ -396,10 +272,7 @@ def test_training_round_updates_the_model(server, isbi_dir):
 
     task = server.post("/train/cephres", json={"max_epochs": 1})
     assert task.status_code == 200, task.text
-    deadline = time.time() + 240
-    while (status := server.get("/train/").json())["status"] in ("SUBMITTED", "RUNNING"):
-        assert time.time() < deadline, f"training did not finish in 240 s: {status.get('details')}"
-        time.sleep(2)
+    status = server.wait_for_training()
     assert status["status"] == "DONE", "\n".join(status.get("details", [])) + server.log_tail()
 
     stats = server.get("/info/").json()["train_stats"]["cephres"]

@@ -1,13 +1,18 @@
 """A MONAI Label local datastore for radiographs and landmark labels.
 
-It is MONAI Label's ``LocalDatastore`` with three differences:
+It is MONAI Label's ``LocalDatastore`` with these differences:
 
 - it lists JPG/JPEG/PNG/BMP/TIFF/DICOM files in any letter case (MONAI Label's default misses ``.jpeg``,
   ``.bmp``, ``.dcm`` and upper-case suffixes);
-- a ``.json`` label is checked with :func:`~monai_ceph.data.parse_monailabel_label` before it is stored, so a
-  malformed label is refused (HTTP 400 naming the fault) instead of breaking the next training run;
+- an added image must be an image (an image suffix, and its pixels decode): anything else is refused with
+  HTTP 400 ``... not an image (...)`` and nothing is added;
+- a label must be a ``.json`` landmark label of the bundle's set (checked with
+  :func:`~monai_ceph.data.parse_monailabel_label`) whose landmarks lie inside its image: a malformed label or a
+  landmark outside the image is refused (HTTP 400 naming the landmark and the image size) before it is stored,
+  so the stored label is kept and the next training round does not break;
 - image ids and label tags must be plain names, and an unknown image is a 404: MONAI Label would write
-  ``../x`` outside the datastore and answer 500 for an unknown image.
+  ``../x`` outside the datastore and answer 500 for an unknown image;
+- a refused upload is removed from the system temporary folder (MONAI Label removes it only after a success).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from fastapi import HTTPException
 from monailabel.config import settings
 from monailabel.datastore.local import LocalDatastore
 
+from monai_ceph.apps.monailabel.images import check_image_file, check_landmarks_inside, image_size, remove_upload
 from monai_ceph.data import IMAGE_SUFFIXES, DataFileError, LandmarkSet, parse_monailabel_label
 
 __all__ = ["IMAGE_PATTERNS", "check_name", "LandmarkDatastore"]
@@ -60,25 +66,42 @@ class LandmarkDatastore(LocalDatastore):
         return bool(uri) and os.path.isfile(uri)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict) -> str:
-        return super().add_image(check_name(image_id, "image id"), image_filename, image_info)
+        try:
+            check_name(image_id, "image id")
+            check_image_file(image_filename, f"image {image_id!r}")
+        except DataFileError as e:
+            remove_upload(image_filename)
+            raise HTTPException(status_code=400, detail=str(e)) from None
+        except HTTPException:
+            remove_upload(image_filename)
+            raise
+        return super().add_image(image_id, image_filename, image_info)
 
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict) -> str:
-        check_name(image_id, "image id")
-        check_name(label_tag, "label tag")
-        if not self.has_image(image_id):
-            raise HTTPException(status_code=404, detail=f"no image {image_id!r} in the datastore.")
-        if label_filename.lower().endswith(".json"):
+        try:
+            check_name(image_id, "image id")
+            check_name(label_tag, "label tag")
+            if not self.has_image(image_id):
+                raise HTTPException(status_code=404, detail=f"no image {image_id!r} in the datastore.")
             self.check_label(label_filename, image_id)
+        except HTTPException:
+            remove_upload(label_filename)
+            raise
         return super().save_label(image_id, label_filename, label_tag, label_info)
 
     def check_label(self, label_filename: str, image_id: str) -> None:
-        """HTTP 400 naming the fault unless the file is a landmark label of :attr:`landmark_set`."""
+        """HTTP 400 naming the fault unless the file is a landmark label of :attr:`landmark_set` whose landmarks
+        lie inside the image ``image_id``."""
         where = f"label for image {image_id!r}"
+        if not label_filename.lower().endswith(".json"):
+            suffix = os.path.splitext(label_filename)[1] or "no suffix"
+            raise HTTPException(status_code=400, detail=f"{where}: a {suffix} file, expected a .json landmark label.")
         try:
             with open(label_filename, encoding="utf-8-sig") as f:
                 data = json.load(f)
-            parse_monailabel_label(data, self.landmark_set, where)
-        except json.JSONDecodeError as e:
+            label = parse_monailabel_label(data, self.landmark_set, where)
+            check_landmarks_inside(label.points, image_size(self.get_image_uri(image_id)), self.landmark_set, where)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise HTTPException(status_code=400, detail=f"{where}: not valid JSON ({e}).") from None
         except DataFileError as e:
             raise HTTPException(status_code=400, detail=str(e)) from None

@@ -24,14 +24,12 @@ from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from monai_ceph.apps.monailabel.config import CephAppConfig
+from monai_ceph.apps.monailabel.images import DICOM_SUFFIXES
 from monai_ceph.data import SpacingError, check_spacing, monailabel_label, read_dicom_spacing
 
 __all__ = ["SourceSpacingd", "CephLandmarkInfer"]
 
 logger = logging.getLogger(__name__)
-
-DICOM_SUFFIXES = (".dcm", ".dicom")
-
 
 class SourceSpacingd:
     """First step of the inference pipeline: give the request its ``"spacing"`` (mm/pixel of the source image).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+from contextlib import contextmanager
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
@@ -23,6 +23,8 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
+from monai_ceph.apps.monailabel.errors import input_error
+from monai_ceph.apps.monailabel.images import check_image_file, is_upload, remove_upload
 from monai_ceph.apps.monailabel.infer import CephLandmarkInfer
 from monai_ceph.apps.monailabel.train import CephLandmarkTrain
 from monai_ceph.data import DataFileError
@@ -30,6 +32,25 @@ from monai_ceph.data import DataFileError
 __all__ = ["CephalometricApp"]
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _client_errors():
+    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 400 with its message."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as e:
+        error = input_error(e)
+        if error is None:
+            raise
+        raise HTTPException(status_code=400, detail=str(error)) from None
+
+
+def _check_model(model, tasks: dict) -> None:
+    if model not in tasks:
+        raise HTTPException(status_code=404, detail=f"no model {model!r}; models: {sorted(tasks)}.")
 
 
 def _inside(path: str, folder: str | None) -> bool:
@@ -80,10 +101,12 @@ class CephalometricApp(MONAILabelApp):
         )
 
     def init_infers(self) -> dict[str, InferTask]:
-        return {self.app_config.name: CephLandmarkInfer(self.app_config)}
+        self.infer_tasks = {self.app_config.name: CephLandmarkInfer(self.app_config)}
+        return self.infer_tasks
 
     def init_trainers(self) -> dict[str, TrainTask]:
-        return {self.app_config.name: CephLandmarkTrain(self.app_config)}
+        self.train_tasks = {self.app_config.name: CephLandmarkTrain(self.app_config)}
+        return self.train_tasks
 
     def info(self) -> dict:
         info = super().info()
@@ -99,38 +122,61 @@ class CephalometricApp(MONAILabelApp):
         }
         return info
 
-    def check_image(self, request: dict) -> None:
-        """HTTP 404/400 unless ``request["image"]`` is a datastore image id, an uploaded file or a session image.
+    def check_image(self, request: dict) -> str:
+        """The file of ``request["image"]``: a datastore image id, this request's upload or a session image.
 
         MONAI Label itself opens any existing path given as ``image`` (``../../etc/passwd``) and answers 500 for an
-        unknown id; uploads arrive as files directly in the system temporary folder, session images inside the
-        sessions folder.
+        unknown id; uploads arrive as files just written directly in the system temporary folder
+        (:func:`~.images.is_upload`: any other file there is refused), session images inside the sessions folder.
+        The file must be an image whose pixels decode. Raises HTTP 400/404 naming the image and the fault.
         """
         image = request.get("image")
         if not isinstance(image, str) or not image:
             raise HTTPException(status_code=400, detail="no image: give ?image=<datastore id> or upload a file.")
         datastore = self.datastore()
-        if isinstance(datastore, LandmarkDatastore):
-            if datastore.has_image(image):
-                return
-        elif datastore.get_image_uri(image):
-            return
-        if os.path.isfile(image):
-            if os.path.dirname(os.path.realpath(image)) == os.path.realpath(tempfile.gettempdir()):
-                return  # an upload (POST /infer/<model> with a file)
-            sessions = self.sessions()
-            if request.get("session") and _inside(image, getattr(sessions, "store_path", None)):
-                return
-        if os.sep in image or "/" in image or image.startswith("."):
+        if isinstance(datastore, LandmarkDatastore) and datastore.has_image(image):
+            path, where = datastore.get_image_uri(image), f"image {image!r}"
+        elif not isinstance(datastore, LandmarkDatastore) and datastore.get_image_uri(image):
+            return image
+        elif is_upload(image):
+            path, where = image, f"uploaded file ({os.path.splitext(image)[1] or 'no suffix'})"
+        elif request.get("session") and os.path.isfile(image) and _inside(image, self.sessions_folder()):
+            path, where = image, "session image"
+        elif os.sep in image or "/" in image or image.startswith("."):
             raise HTTPException(status_code=400, detail=f"image {image!r}: give a datastore image id, not a path.")
-        raise HTTPException(status_code=404, detail=f"no image {image!r} in the datastore.")
+        else:
+            raise HTTPException(status_code=404, detail=f"no image {image!r} in the datastore.")
+        try:
+            check_image_file(path, where)
+        except DataFileError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from None
+        return path
 
     def infer(self, request: dict, datastore=None) -> dict:
-        model = request.get("model")
-        if model not in self._infers:
-            raise HTTPException(status_code=404, detail=f"no model {model!r}; models: {sorted(self._infers)}.")
-        self.check_image(request)
+        """MONAI Label's inference with the app's checks; a client's mistake is a 4xx naming it, never a 500, and
+        an upload is removed from the temporary folder when the request fails."""
         try:
-            return super().infer(request, datastore)
-        except DataFileError as e:  # e.g. a bad "spacing" param, a DICOM image that is not DICOM
-            raise HTTPException(status_code=400, detail=str(e)) from None
+            _check_model(request.get("model"), self.infer_tasks)
+            self.check_image(request)
+            with _client_errors():  # e.g. a bad "spacing" param, a DICOM image that is not DICOM
+                return super().infer(request, datastore)
+        except BaseException:
+            remove_upload(request.get("image"))
+            raise
+
+    def sessions_folder(self) -> str | None:
+        sessions = self.sessions()
+        return getattr(sessions, "store_path", None)
+
+    def server_mode(self, mode: bool) -> None:
+        super().server_mode(mode)
+        self.serving = mode
+
+    def train(self, request: dict) -> dict:
+        """MONAI Label's training. In the server (``POST /train/<model>?run_sync=true``) a mistake in the request or
+        the labels is a 400 naming it; in MONAI Label's training subprocess the error's last line names it."""
+        if not getattr(self, "serving", False):
+            return super().train(request)
+        _check_model(request.get("model"), self.train_tasks)
+        with _client_errors():
+            return super().train(request)

@@ -3,25 +3,32 @@
 A request runs the bundle's own training workflow (``train.json``, run list ``training``) through MONAI's
 ``ConfigWorkflow``, changed only by overrides: ``datalist_file`` (written from the datastore's ``final`` landmark
 labels), ``max_epochs``, ``spatial_size`` and ``resume=False``. Each request is one fine-tuning round: it starts
-from the current ``<bundle>/models/model.pt`` when there is one (random weights otherwise), and the bundle's
-validation handler writes the new ``model.pt`` (best validation MRE of the round), which the infer task loads on
-its next request.
+from the current ``<bundle>/models/model.pt`` when there is one (loaded by the bundle's own ``model_loader``,
+attached to ``train#trainer``; random weights otherwise), and the bundle's validation handler writes the new
+``model.pt`` (best validation MRE of the round), which the infer task loads on its next request.
+
+Before the workflow starts, every label is checked (format, and landmarks inside its image). A round that fails
+raises :class:`~.errors.TrainingRoundError` whose one-line message names the cause (the label file and landmark,
+or the innermost error of the workflow): it is the last line of the round's status ``details`` in MONAI Label,
+and ``last_error`` in the task's statistics (``/info/`` ``train_stats``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
 
-import torch
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_ceph.apps.monailabel.config import CephAppConfig
-from monai_ceph.data import monailabel_datalist, monailabel_records
+from monai_ceph.apps.monailabel.errors import RequestError, TrainingRoundError, input_error, one_line
+from monai_ceph.apps.monailabel.images import check_landmarks_inside, image_size
+from monai_ceph.data import LandmarkRecord, LandmarkSet, monailabel_datalist, monailabel_records
 
 __all__ = ["CephLandmarkTrain"]
 
@@ -32,6 +39,27 @@ def _loss(output) -> float | None:
     output = output[0] if isinstance(output, (list, tuple)) and output else output
     loss = output.get("loss") if isinstance(output, dict) else None
     return None if loss is None else float(loss)
+
+
+def _request_number(request: dict, key: str, default, cast, low: float, high: float = math.inf):
+    """``request[key]`` (else ``default``) as ``cast`` within ``[low, high)``, else a :class:`RequestError`."""
+    value = request.get(key, default)
+    try:
+        number = None if isinstance(value, bool) else cast(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != float(value) or not low <= number < high:
+        kind = "a whole number" if cast is int else "a number"
+        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g})"
+        raise RequestError(f"training request {key} {value!r}: expected {kind} {bounds}.")
+    return number
+
+
+def _check_inside(records: list[LandmarkRecord], labels: dict[str, str], landmark_set: LandmarkSet) -> None:
+    """Refuse a record whose landmarks lie outside its image, naming its label file (``labels``: id -> path)."""
+    for record in records:
+        where = labels.get(record.id, record.id)
+        check_landmarks_inside(record.landmarks, image_size(record.image), landmark_set, where)
 
 
 class CephLandmarkTrain(TrainTask):
@@ -57,24 +85,37 @@ class CephLandmarkTrain(TrainTask):
         return {"max_epochs": self.app_config.max_epochs, "val_fraction": self.app_config.val_fraction}
 
     def stats(self) -> dict:
-        """Statistics of the last finished round (also when it ran in MONAI Label's training subprocess)."""
-        path = self.work_dir / "train_stats.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except (OSError, json.JSONDecodeError):
-            return {}
+        """Statistics of the last finished round (also when it ran in MONAI Label's training subprocess), with
+        ``last_error`` (``{"error", "finished"}``) when the latest round failed."""
+        stats = _read_json(self.work_dir / "train_stats.json")
+        error = _read_json(self.work_dir / "train_error.json")
+        if error and error.get("finished", "") >= stats.get("finished", ""):
+            stats["last_error"] = error
+        return stats
 
     def __call__(self, request: dict, datastore: Datastore) -> dict:
+        try:
+            stats = self.train_round(request, datastore)
+        except Exception as e:
+            cause = input_error(e)
+            message = f"training round failed: {cause if cause is not None else one_line(e)}"
+            logger.error(message)
+            _write_json(self.work_dir / "train_error.json", {"error": message, "finished": _now()})
+            raise TrainingRoundError(message) from e
+        _write_json(self.work_dir / "train_stats.json", stats)
+        return stats
+
+    def train_round(self, request: dict, datastore: Datastore) -> dict:
+        """One fine-tuning round (see the module docstring); returns its statistics."""
         from monai.bundle import ConfigWorkflow
         from monai_ceph.data.datalist import write_datalist
 
         start = time.time()
-        max_epochs = int(request.get("max_epochs", self.app_config.max_epochs))
-        val_fraction = float(request.get("val_fraction", self.app_config.val_fraction))
-        if max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}.")
+        max_epochs = _request_number(request, "max_epochs", self.app_config.max_epochs, int, 1)
+        val_fraction = _request_number(request, "val_fraction", self.app_config.val_fraction, float, 0, 1)
         pairs = [p for p in datastore.datalist() if str(p.get("label", "")).lower().endswith(".json")]
         records = monailabel_records(pairs, self.landmark_set, self.app_config.spacing)
+        _check_inside(records, {Path(p["label"]).stem: p["label"] for p in pairs}, self.landmark_set)
         datalist = monailabel_datalist(records, val_fraction=val_fraction)
         work_dir = self.work_dir
         datalist_file = write_datalist(datalist, work_dir / "datalist.json")
@@ -94,16 +135,14 @@ class CephLandmarkTrain(TrainTask):
             resume=False,
         )
         workflow.initialize()
-        if initial is not None:
-            network = workflow.parser.get_parsed_content("network")
-            state = torch.load(initial, map_location=next(network.parameters()).device, weights_only=True)
-            network.load_state_dict(state.get("model", state) if isinstance(state.get("model"), dict) else state)
-        workflow.run()
         trainer = workflow.parser.get_parsed_content("train#trainer")
+        if initial is not None:
+            workflow.parser.get_parsed_content("model_loader").attach(trainer)  # loads ckpt_path when training starts
+        workflow.run()
         evaluator = workflow.parser.get_parsed_content("validate#evaluator")
         workflow.finalize()
 
-        stats = {
+        return {
             "model": self.app_config.name,
             "checkpoint": self.ckpt_path,
             "initialized_from": initial,
@@ -117,7 +156,24 @@ class CephLandmarkTrain(TrainTask):
             "spatial_size": list(self.app_config.spatial_size),
             "datalist": str(datalist_file),
             "seconds": round(time.time() - start, 1),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "finished": _now(),
         }
-        (work_dir / "train_stats.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
-        return stats
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, path)

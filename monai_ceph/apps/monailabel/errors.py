@@ -1,0 +1,56 @@
+"""The app's errors, and the one line that tells a user what went wrong in an exception chain.
+
+MONAI wraps the error of a transform (``applying transform ...``) or of a config expression (``Failed to evaluate
+...``) in a ``RuntimeError``, and a DataLoader worker re-raises its error as text (``Caught ValueError in
+DataLoader worker process 0. Original Traceback ...``): the message a user can act on is the innermost one.
+"""
+
+from __future__ import annotations
+
+from monai_ceph.data import DataFileError
+
+__all__ = ["RequestError", "TrainingRoundError", "exception_chain", "input_error", "one_line"]
+
+
+class RequestError(ValueError):
+    """A value of a client's request (``max_epochs``, ``val_fraction``...) cannot be used; the message names it."""
+
+
+class TrainingRoundError(RuntimeError):
+    """A training round failed; the message is ``training round failed: <the cause in one line>``."""
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from (``raise ... from``: ``__cause__``), outermost first.
+
+    An exception raised while another was handled (``__context__`` only) is the one that says what went wrong, so
+    the chain does not follow ``__context__``.
+    """
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__
+    return chain
+
+
+def input_error(error: BaseException) -> BaseException | None:
+    """The innermost exception of the chain caused by the input (a :class:`~monai_ceph.data.DataFileError`, a
+    :class:`RequestError`), or ``None`` when the failure is not the client's."""
+    found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError))]
+    return found[-1] if found else None
+
+
+def one_line(error: BaseException, limit: int = 400) -> str:
+    """``Type: message`` of the innermost exception of ``error``'s chain, its lines joined, at most ``limit``
+    characters.
+
+    For an error re-raised from a DataLoader worker it is the last line of the worker's traceback.
+    """
+    inner = exception_chain(error)[-1]
+    text = str(inner).strip()
+    if "Original Traceback" in text:
+        line = text.splitlines()[-1].strip()
+    else:
+        message = " ".join(text.split())
+        line = f"{type(inner).__name__}: {message}" if message else type(inner).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,364 @@
+"""The MONAI Label app's share of the bad-input catalogue (issue 14): what a client (or a file put into the
+datastore by hand) can get wrong, and what the app answers.
+
+Every case asserts the HTTP code (or the exception), that the one-line message names the file, image or entry and
+the fault, and that nothing already stored was lost: the stored label, the datastore's images, the planted files.
+The server cases share the session's one real server (``server`` fixture, conftest.py); the others need no server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monai_ceph.apps.monailabel.config import CephAppConfig
+from monai_ceph.apps.monailabel.errors import RequestError, input_error, one_line
+from monai_ceph.apps.monailabel.images import (
+    UPLOAD_MAX_AGE_S,
+    NotAnImageError,
+    check_image_file,
+    check_landmarks_inside,
+    image_size,
+    is_upload,
+    remove_upload,
+)
+from monai_ceph.data import ISBI2015, LandmarkFileError, SpacingError, monailabel_label, write_monailabel_json
+
+from ml_server import NO_MONAILABEL, SMALL, copy_bundle, write_dicom
+
+ISBI_SIZE = (1935, 2400)  # (x, y) of every ISBI 2015 radiograph
+
+
+def _jpeg_bytes(size=(40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(size[0] * size[1], dtype=np.uint8).reshape(size[1], size[0])).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _truncated_jpeg() -> bytes:
+    data = _jpeg_bytes((400, 300))
+    return data[: len(data) // 2]
+
+
+def _dicom(path: Path, rows: int, columns: int, pixels: bool = True) -> Path:
+    import pydicom
+
+    write_dicom(path, np.zeros((rows, columns)))
+    if not pixels:
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        ds.save_as(path)
+    return path
+
+
+def _one_line(detail) -> str:
+    assert isinstance(detail, str) and "\n" not in detail, detail
+    return detail
+
+
+# ----------------------------------------------------------------------------------------- without a server
+
+
+@pytest.mark.parametrize("as_type", [np.asarray, torch.as_tensor])
+def test_landmarks_inside_the_image(as_type):
+    points = np.full((19, 2), np.nan)
+    points[0] = [-0.5, -0.5]  # the corner pixel's outer edge is inside
+    points[1] = [39.5, 29.5]
+    check_landmarks_inside(as_type(points), (40, 30), ISBI2015, "a.json")  # NaN (missing) passes
+    points[2] = [40.0, 3.0]  # Or
+    points[18] = [3.0, -0.6]  # Ar
+    with pytest.raises(LandmarkFileError) as error:
+        check_landmarks_inside(as_type(points), (40, 30), ISBI2015, "a.json")
+    message = str(error.value)
+    assert message.startswith("a.json: landmark 'Or' at (40, 3), 'Ar' at (3, -0.6) outside the image of 40 x 30")
+    assert "x in [-0.5, 39.5], y in [-0.5, 29.5]" in message and "'S'" not in message
+    points[2:] = np.nan
+    points[5] = [np.inf, 1.0]
+    with pytest.raises(LandmarkFileError, match=r"'B' at \(inf, 1\) outside"):
+        check_landmarks_inside(as_type(points), (40, 30), ISBI2015, "a.json")
+
+
+def test_image_size_and_not_an_image(tmp_path):
+    Image.new("L", (40, 30)).save(tmp_path / "a.png")
+    (tmp_path / "b.jpg").write_bytes(_jpeg_bytes((50, 20)))
+    assert image_size(str(tmp_path / "a.png")) == (40, 30)  # (x, y) = (columns, rows)
+    assert check_image_file(str(tmp_path / "b.jpg")) == (50, 20)
+    assert check_image_file(str(_dicom(tmp_path / "c.dcm", rows=7, columns=5))) == (5, 7)
+
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(NotAnImageError, match=r"^upload: not an image \(the content is not a JPG image\)\.$"):
+        check_image_file(str(tmp_path / "text.jpg"), "upload")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(NotAnImageError, match=r"notes.txt: not an image \(\.txt; expected one of \.png, \.jpg"):
+        image_size(str(tmp_path / "notes.txt"))
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(_truncated_jpeg())
+    assert image_size(str(truncated)) == (400, 300)  # the header is intact...
+    with pytest.raises(NotAnImageError, match=r"cut.jpg: not an image \(image file is truncated"):
+        check_image_file(str(truncated))  # ...the pixels are not
+    with pytest.raises(NotAnImageError, match=r"d.dcm: not an image \(a DICOM file without pixel data\)"):
+        check_image_file(str(_dicom(tmp_path / "d.dcm", rows=7, columns=5, pixels=False)))
+    (tmp_path / "e.dcm").write_bytes(b"\x00" * 10)
+    with pytest.raises(NotAnImageError, match=r"e.dcm: not an image \(not a DICOM file"):
+        check_image_file(str(tmp_path / "e.dcm"))
+
+
+def test_only_a_fresh_upload_is_an_upload(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    upload = tmp_path / "tmpab_cd123.jpg"
+    upload.write_bytes(b"x")
+    assert is_upload(str(upload))
+    planted = tmp_path / "secret.jpg"  # not a NamedTemporaryFile name
+    planted.write_bytes(b"x")
+    old = tmp_path / "tmpzzzzzzzz.png"  # the right name, but not just written
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - UPLOAD_MAX_AGE_S - 10,) * 2)
+    (tmp_path / "sub").mkdir()
+    nested = tmp_path / "sub" / "tmpab_cd123.jpg"
+    nested.write_bytes(b"x")
+    assert not any(is_upload(str(p)) for p in (planted, old, nested, tmp_path / "tmpnothere1.jpg"))
+    for path in (upload, planted, old, nested):
+        remove_upload(str(path))
+    assert not upload.exists() and planted.exists() and old.exists() and nested.exists()
+
+
+def test_the_cause_of_an_exception_chain():
+    try:
+        try:
+            raise SpacingError("x.png: pixel spacing -1 must be finite and > 0 mm/pixel.")
+        except SpacingError as e:
+            raise RuntimeError("applying transform <Resize>") from e
+    except RuntimeError as e:
+        wrapped = e
+    assert str(input_error(wrapped)).startswith("x.png: pixel spacing -1")
+    assert one_line(wrapped) == "SpacingError: x.png: pixel spacing -1 must be finite and > 0 mm/pixel."
+    assert input_error(RuntimeError("out of memory")) is None
+    worker = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                        "last):\n  File ...\nValueError: 003.jpg: image of 3 x 3 pixels is too small.\n")
+    assert one_line(worker) == "ValueError: 003.jpg: image of 3 x 3 pixels is too small."
+    assert one_line(RuntimeError("Error(s) in loading state_dict:\n\tsize mismatch for w")) == (
+        "RuntimeError: Error(s) in loading state_dict: size mismatch for w"
+    )
+
+
+class _Datastore:
+    """What the train task reads of a datastore: ``datalist()``."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def datalist(self):
+        return self.pairs
+
+
+@pytest.fixture
+def train_task(tmp_path):
+    pytest.importorskip("monailabel", reason=NO_MONAILABEL)
+    from monai_ceph.apps.monailabel.train import CephLandmarkTrain
+
+    config = CephAppConfig.from_conf({"bundle": str(copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
+    return CephLandmarkTrain(config)
+
+
+def _labelled(folder: Path, isbi_dir: Path, image_id: str, points) -> dict:
+    image = shutil.copy(isbi_dir / "images" / f"{image_id}.jpg", folder)
+    label = write_monailabel_json(folder / "labels" / "final" / f"{image_id}.json", points, spacing=0.1)
+    return {"image": str(image), "label": str(label)}
+
+
+def test_train_round_refuses_bad_requests_and_labels(train_task, tmp_path, isbi_dir):
+    from monai_ceph.apps.monailabel.errors import TrainingRoundError
+
+    good = np.tile([[100.0, 200.0]], (19, 1))
+    bad = good.copy()
+    bad[1] = [100.0, 2400.0]  # one row below the last
+    pairs = [_labelled(tmp_path, isbi_dir, "001", good), _labelled(tmp_path, isbi_dir, "002", bad)]
+    for request, match in [
+        ({"max_epochs": 0}, "training request max_epochs 0: expected a whole number >= 1"),
+        ({"max_epochs": "two"}, "training request max_epochs 'two': expected a whole number >= 1"),
+        ({"max_epochs": 1, "val_fraction": 1.5}, r"val_fraction 1.5: expected a number in \[0, 1\)"),
+        ({"max_epochs": 1}, r"002.json: landmark 'N' at \(100, 2400\) outside the image of 1935 x 2400 pixels"),
+    ]:
+        with pytest.raises(TrainingRoundError, match=f"^training round failed: .*{match}") as error:
+            train_task(request, _Datastore(pairs))
+        assert isinstance(input_error(error.value), (RequestError, LandmarkFileError))
+        assert train_task.stats()["last_error"]["error"] == str(error.value)
+    assert not (train_task.work_dir / "datalist.json").exists()  # refused before anything was written
+
+
+def test_train_round_loads_weights_with_the_bundle_model_loader(train_task, tmp_path, isbi_dir):
+    """A ``model.pt`` that does not fit the network stops the round when the bundle's ``model_loader`` loads it
+    (at the trainer's start), with the loader's error as the one-line cause; the checkpoint is kept."""
+    from monai_ceph.apps.monailabel.errors import TrainingRoundError
+
+    checkpoint = Path(train_task.ckpt_path)
+    checkpoint.parent.mkdir(parents=True)
+    state = train_task.app_config.parser().get_parsed_content("network_def").state_dict()
+    key = next(k for k in state if k.endswith("out_conv.conv.bias"))
+    state[key] = torch.zeros(len(state[key]) + 1)
+    torch.save({"model": state}, checkpoint)
+    before = checkpoint.read_bytes()
+    points = np.tile([[100.0, 200.0]], (19, 1))
+    datastore = _Datastore([_labelled(tmp_path, isbi_dir, i, points) for i in ("001", "002")])
+    with pytest.raises(TrainingRoundError) as error:
+        train_task({"max_epochs": 1}, datastore)
+    n = len(state[key]) - 1
+    assert str(error.value) == (
+        "training round failed: RuntimeError: Error(s) in loading state_dict for CephResMHNet: size mismatch for "
+        f"{key}: copying a param with shape torch.Size([{n + 1}]) from checkpoint, the shape in current model is "
+        f"torch.Size([{n}])."
+    )
+    assert checkpoint.read_bytes() == before and train_task.stats()["last_error"]["error"] == str(error.value)
+
+
+# ------------------------------------------------------------------------------------------- the real server
+
+
+def _upload(name: str, content: bytes):
+    return {"file": (name, content, "application/octet-stream")}
+
+
+@pytest.fixture
+def stored_label(server):
+    """A valid label stored for image 003 under the tag ``pytest`` (training reads only ``final``)."""
+    points = np.tile([[500.0, 600.0]], (19, 1))
+    assert server.put_label("003", monailabel_label(points, spacing=0.1), tag="pytest").status_code == 200
+    return server.get("/datastore/label", params={"label": "003", "tag": "pytest"}).content
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ((1, 5000.0, 20.0), "landmark 'N' at (5000, 20) outside the image of 1935 x 2400 pixels"),
+        ((18, 10.0, -3.0), "landmark 'Ar' at (10, -3) outside the image of 1935 x 2400 pixels"),
+        ((0, float("inf"), 3.0), "landmarks[0] (S) x: coordinate inf is not finite"),
+        ((0, float("nan"), 3.0), "landmarks[0] (S) x: coordinate nan is not finite"),
+    ],
+    ids=["right-of-image", "above-image", "infinite", "nan"],
+)
+def test_label_with_absurd_coordinates_is_refused(server, stored_label, change, message):
+    label = monailabel_label(np.tile([[500.0, 600.0]], (19, 1)), spacing=0.1)
+    index, x, y = change
+    label["landmarks"][index].update(x=x, y=y)  # json.dumps writes Infinity/NaN, which Python's json reads
+    response = server.put_label("003", label, tag="pytest")
+    assert response.status_code == 400, response.text
+    assert _one_line(response.json()["detail"]).startswith("label for image '003'")
+    assert message in response.json()["detail"]
+    assert server.get("/datastore/label", params={"label": "003", "tag": "pytest"}).content == stored_label
+    assert server.temp_files() == []
+
+
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (_jpeg_bytes(), "003.png", "label for image '003': a .png file, expected a .json landmark label."),
+        (b"[1, 2]", "003.json", "label for image '003': not a landmark label (expected an object with a 'landmarks'"),
+        (b"\xff\xfe{", "003.json", "label for image '003': not valid JSON"),
+    ],
+    ids=["png", "json-list", "not-utf8"],
+)
+def test_label_that_is_not_a_landmark_label_is_refused(server, stored_label, content, name, message):
+    response = server.put_label("003", content, tag="pytest", name=name)
+    assert response.status_code == 400, response.text
+    assert _one_line(response.json()["detail"]).startswith(message)
+    assert server.get("/datastore/label", params={"label": "003", "tag": "pytest"}).content == stored_label
+    assert server.temp_files() == []
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("004.jpg", b"this is text", "image '004': not an image (the content is not a JPG image)."),
+        ("004.txt", b"this is text", "image '004': not an image (.txt; expected one of .png, .jpg"),
+        ("004.jpg", _truncated_jpeg(), "image '004': not an image (image file is truncated"),
+        ("004.dcm", b"\x00" * 200, "image '004': not an image (not a DICOM file"),
+    ],
+    ids=["text-as-jpg", "txt", "truncated-jpg", "not-dicom"],
+)
+def test_datastore_image_that_is_not_an_image_is_refused(server, name, content, message):
+    before = sorted(os.listdir(server.studies))
+    response = server.put("/datastore/image", params={"image": "004"}, files=_upload(name, content))
+    assert response.status_code == 400, response.text
+    assert _one_line(response.json()["detail"]).startswith(message)
+    assert sorted(os.listdir(server.studies)) == before
+    assert "004" not in server.get("/datastore/", params={"output": "all"}).json()["objects"]
+    assert server.temp_files() == []
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("x.jpg", b"this is text", "uploaded file (.jpg): not an image (the content is not a JPG image)."),
+        ("x.txt", b"this is text", "uploaded file (.txt): not an image (.txt; expected one of"),
+        ("x", b"this is text", "uploaded file (no suffix): not an image (no suffix; expected one of"),
+        ("x.jpg", _truncated_jpeg(), "uploaded file (.jpg): not an image (image file is truncated"),
+    ],
+    ids=["text-as-jpg", "txt", "no-suffix", "truncated-jpg"],
+)
+def test_infer_upload_that_is_not_an_image_is_a_400(server, name, content, message):
+    response = server.post("/infer/cephres?output=json", files=_upload(name, content))
+    assert response.status_code == 400, response.text
+    assert message in _one_line(response.json()["detail"])
+    assert server.temp_files() == []
+
+
+def test_infer_upload_with_a_bad_spacing_is_a_400_and_cleaned(server):
+    response = server.post("/infer/cephres?output=json", files=_upload("x.jpg", _jpeg_bytes((60, 70))),
+                           data={"params": json.dumps({"spacing": -1})})
+    assert response.status_code == 400, response.text
+    assert "request 'spacing': pixel spacing -1 must be finite and > 0" in _one_line(response.json()["detail"])
+    assert server.temp_files() == []
+
+
+def test_a_file_in_the_temporary_folder_is_not_an_image_id(server):
+    planted = server.tmp / "secret.jpg"
+    planted.write_bytes(_jpeg_bytes())
+    stale = server.tmp / "tmpabcdefgh.jpg"  # an upload's name, but not this request's upload
+    stale.write_bytes(_jpeg_bytes())
+    os.utime(stale, (time.time() - UPLOAD_MAX_AGE_S - 10,) * 2)
+    try:
+        for path in (planted, stale):
+            response = server.post("/infer/cephres", params={"image": str(path), "output": "json"})
+            assert response.status_code == 400, response.text
+            expected = f"image {str(path)!r}: give a datastore image id, not a path."
+            assert _one_line(response.json()["detail"]) == expected
+        assert planted.read_bytes() == stale.read_bytes() == _jpeg_bytes()  # refused, not deleted
+    finally:
+        planted.unlink()
+        stale.unlink()
+
+
+def test_train_request_mistake_is_a_400_when_run_in_the_server(server):
+    response = server.post("/train/cephres", params={"run_sync": "true"}, json={"max_epochs": 0})
+    assert response.status_code == 400, response.text
+    assert _one_line(response.json()["detail"]) == "training request max_epochs 0: expected a whole number >= 1."
+
+
+def test_failed_training_round_names_the_cause(server):
+    """A stored label that breaks training (one stored before labels were checked, or edited on disk) makes the
+    round fail; its status and ``train_stats`` name the label file, the landmark and the image size."""
+    points = np.tile([[500.0, 600.0]], (19, 1))
+    assert server.put_label("003", monailabel_label(points, spacing=0.1)).status_code == 200
+    label = server.studies / "labels" / "final" / "003.json"
+    points[1] = [1935.0, 600.0]
+    write_monailabel_json(label, points, spacing=0.1)  # edited on disk: the app never saw it
+    try:
+        assert server.post("/train/cephres", json={"max_epochs": 1}).status_code == 200
+        status = server.wait_for_training()
+    finally:
+        assert server.delete("/datastore/label", params={"id": "003", "tag": "final"}).status_code == 200
+    assert status["status"] == "ERROR"
+    cause = f"training round failed: {label.resolve()}: landmark 'N' at (1935, 600) outside the image of 1935 x 2400"
+    assert cause in status["details"][-1], "\n".join(status["details"])
+    last_error = server.get("/info/").json()["train_stats"]["cephres"]["last_error"]
+    assert last_error["error"].startswith(cause)
+    assert not (server.bundle / "models" / "model.pt").exists()  # nothing was trained or written
