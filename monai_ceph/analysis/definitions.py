@@ -36,6 +36,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from monai_ceph.data import LandmarkSet, get_landmark_set
+
 __all__ = [
     "Interval",
     "Measurement",
@@ -45,6 +47,7 @@ __all__ = [
     "ANALYSES",
     "ISBI2015_CLASSIFICATION",
     "get_measurement",
+    "determinable_measurements",
 ]
 
 # kind -> number of points it takes (combination: 0, it sums other measurements)
@@ -288,3 +291,17 @@ def get_measurement(name: str) -> Measurement:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown measurement {name!r}; available: {list(_BY_NAME)}.") from None
+
+
+def _uses(name: str) -> set[str]:
+    """The landmarks a measurement needs, through its terms and derived points."""
+    m = get_measurement(name)
+    if m.terms:
+        return set().union(*(_uses(t) for t, _ in m.terms))
+    return {a for p in m.points for a in DERIVED_POINTS.get(p, (p,))}
+
+
+def determinable_measurements(landmark_set: str | LandmarkSet) -> tuple[str, ...]:
+    """The names of the measurements whose every landmark is in ``landmark_set``, in declaration order."""
+    abbreviations = set(get_landmark_set(landmark_set).abbreviations)
+    return tuple(m.name for m in MEASUREMENTS if _uses(m.name) <= abbreviations)

@@ -16,7 +16,7 @@ from monai_ceph.data import LandmarkSet, get_landmark_set
 from . import geometry
 from .definitions import DERIVED_POINTS, MEASUREMENTS, Measurement, get_measurement
 
-__all__ = ["GeometryWarning", "measure", "measure_with_reasons", "classify", "profile_facing"]
+__all__ = ["GeometryWarning", "UNDETERMINED", "measure", "measure_with_reasons", "classify", "profile_facing"]
 
 # pairs (posterior, anterior) whose x difference tells the side the profile faces, tried in order
 _FACING_PAIRS = (("S", "N"), ("Po", "Or"), ("PNS", "ANS"), ("Go", "Me"), ("Ar", "Pog"))
