@@ -146,12 +146,17 @@ def test_aariz_hand_computed(aariz_layout):
 
 def test_degenerate_geometry_is_nan_with_a_warning(layout):
     points = layout(Po=(60, 121), Or=(60, 121))  # FH undefined
-    with pytest.warns(GeometryWarning, match="FH-MP"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         values, reasons = measure_with_reasons(points, 0.1)
+    assert all(w.category is GeometryWarning for w in caught)
+    assert any("'FH-MP': degenerate geometry: the first line's points coincide" in str(w.message) for w in caught)
     assert math.isnan(values["FH-MP"]) and "degenerate geometry" in reasons["FH-MP"]
     assert math.isnan(values["APDI"]) and math.isfinite(values["SNA"])
-    with pytest.warns(GeometryWarning):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert math.isnan(measure(layout(N=(135, 199), Pog=(135, 199)), 0.1)["FH-NPog"])
+    assert caught and all(w.category is GeometryWarning for w in caught)
 
 
 def test_spacing_missing_or_not_positive(layout):
