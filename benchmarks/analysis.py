@@ -8,7 +8,8 @@ source images (0.1 mm/pixel): MAE of the value (deg / mm / ratio / %), and the a
 the classes the two sides imply (the ISBI 2015 challenge's classes for its eight measures, norm +- 1 SD for the
 textbook ones). The junior annotation is ``2 * average - senior`` (the average CSV is integer-rounded, so the
 junior points are exact to +-1 px). ``--predictions`` is a folder of the bundle's landmark JSONs
-(``<id>.json`` as ``monai_ceph.handlers.LandmarkWriter`` writes them, e.g. ``eval/test`` of an evaluation run);
+(``<id>.json`` as ``monai_ceph.handlers.LandmarkWriter`` writes them, e.g. ``eval/test/landmarks`` of an
+evaluation run);
 images missing there are left out of the model columns and counted. The challenge's best entries reached about
 77-79 % classification accuracy on the skeletal measures (Wang et al., Medical Image Analysis 31, 2016).
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,8 @@ def ground_truths(root: Path) -> dict[str, dict[str, dict]]:
     for image_id, s in senior.items():
         if s.split in out:
             avg = average[image_id].landmarks
-            out[s.split][image_id] = {"senior": s.landmarks, "junior": 2 * avg - s.landmarks, "average": avg, "spacing": s.spacing}
+            junior = 2 * avg - s.landmarks
+            out[s.split][image_id] = {"senior": s.landmarks, "junior": junior, "average": avg, "spacing": s.spacing}
     return out
 
 
@@ -109,7 +110,7 @@ def main(argv=None) -> dict:
     results = evaluate(root, args.predictions)
     print_table(results)
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2, allow_nan=False, default=lambda v: None if math.isnan(v) else v))
+        args.json.write_text(json.dumps(results, indent=2))
     return results
 
 

@@ -65,14 +65,18 @@ def agreement(
     """
     if len(pred_measurements_list) != len(gt_measurements_list):
         raise ValueError(
-            f"got {len(pred_measurements_list)} predicted and {len(gt_measurements_list)} ground-truth measurement sets."
+            f"got {len(pred_measurements_list)} predicted and {len(gt_measurements_list)} ground-truth "
+            "measurement sets."
         )
     if names is None:
         names = list(pred_measurements_list[0]) if pred_measurements_list else []
     report: dict[str, dict[str, Any]] = {}
     for name in names:
         m = get_measurement(name)
-        pairs = [(float(p.get(name, math.nan)), float(g.get(name, math.nan))) for p, g in zip(pred_measurements_list, gt_measurements_list)]
+        pairs = [
+            (float(p.get(name, math.nan)), float(g.get(name, math.nan)))
+            for p, g in zip(pred_measurements_list, gt_measurements_list)
+        ]
         pairs = [(p, g) for p, g in pairs if math.isfinite(p) and math.isfinite(g)]
         entry: dict[str, Any] = {
             "unit": m.unit,

@@ -188,7 +188,9 @@ class Measurement:
 
 
 def _m(name, description, analyses, kind, unit, points=(), norm=None, classes=None, terms=(), scale=1.0):
-    return Measurement(name, description, tuple(analyses), kind, unit, tuple(points), norm, classes, tuple(terms), scale)
+    return Measurement(
+        name, description, tuple(analyses), kind, unit, tuple(points), norm, classes, tuple(terms), scale
+    )
 
 
 _ISBI, _ST, _DO, _TW, _MC, _BJ = "ISBI2015", "Steiner", "Downs", "Tweed", "McNamara", "Bjork-Jarabak"
@@ -197,29 +199,61 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     # the eight measures of the ISBI 2015 classification task (Wang et al. 2016), then the textbook ones
     _m("SNA", "angle S-N-A: maxilla to the cranial base", (_ISBI, _ST), "vertex_angle", "deg", ("S", "N", "A"),
        norm=(82.0, 2.0),
-       classes=(("normal", "[79.4, 83.2]"), ("prognathic maxilla", "(83.2, inf)"), ("retrognathic maxilla", "(-inf, 79.4)"))),
+       classes=(
+           ("normal", "[79.4, 83.2]"),
+           ("prognathic maxilla", "(83.2, inf)"),
+           ("retrognathic maxilla", "(-inf, 79.4)"),
+       )),
     _m("SNB", "angle S-N-B: mandible to the cranial base", (_ISBI, _ST), "vertex_angle", "deg", ("S", "N", "B"),
        norm=(80.0, 2.0),
-       classes=(("normal", "[74.6, 78.7]"), ("retrognathic mandible", "(-inf, 74.6)"), ("prognathic mandible", "(78.7, inf)"))),
-    _m("ANB", "SNA - SNB: sagittal jaw relation", (_ISBI, _ST), "combination", "deg", terms=(("SNA", 1.0), ("SNB", -1.0)),
+       classes=(
+           ("normal", "[74.6, 78.7]"),
+           ("retrognathic mandible", "(-inf, 74.6)"),
+           ("prognathic mandible", "(78.7, inf)"),
+       )),
+    _m("ANB", "SNA - SNB: sagittal jaw relation", (_ISBI, _ST), "combination", "deg",
+       terms=(("SNA", 1.0), ("SNB", -1.0)),
        norm=(2.0, 2.0), classes=(("class I", "[3.2, 5.7]"), ("class II", "(5.7, inf)"), ("class III", "(-inf, 3.2)"))),
     _m("ODI", "overbite depth indicator: AB-MP + FH-PP (Kim 1974)", (_ISBI, "Kim"), "combination", "deg",
        terms=(("AB-MP", 1.0), ("FH-PP", 1.0)), norm=(74.5, 6.07),
-       classes=(("normal", "[68.4, 80.5]"), ("deep bite tendency", "(80.5, inf)"), ("open bite tendency", "(-inf, 68.4)"))),
+       classes=(
+           ("normal", "[68.4, 80.5]"),
+           ("deep bite tendency", "(80.5, inf)"),
+           ("open bite tendency", "(-inf, 68.4)"),
+       )),
     _m("APDI", "anteroposterior dysplasia indicator: FH-NPog + AB-NPog + FH-PP (Kim 1978)", (_ISBI, "Kim"),
        "combination", "deg", terms=(("FH-NPog", 1.0), ("AB-NPog", 1.0), ("FH-PP", 1.0)), norm=(81.4, 3.79),
-       classes=(("normal", "[77.6, 85.2]"), ("class II tendency", "(-inf, 77.6)"), ("class III tendency", "(85.2, inf)"))),
+       classes=(
+           ("normal", "[77.6, 85.2]"),
+           ("class II tendency", "(-inf, 77.6)"),
+           ("class III tendency", "(85.2, inf)"),
+       )),
     _m("FHI", "facial height index: posterior (S-Go) / anterior (N-Me) face height", (_ISBI,), "ratio", "ratio",
        ("S", "Go", "N", "Me"),
-       classes=(("normal", "[0.65, 0.75]"), ("short face tendency", "(0.75, inf)"), ("long face tendency", "(-inf, 0.65)"))),
-    _m("FMA", "the ISBI 2015 challenge's 'FMA': angle S-N to Go-Gn (textbook FMA: FH-MP)", (_ISBI,), "line_angle", "deg",
+       classes=(
+           ("normal", "[0.65, 0.75]"),
+           ("short face tendency", "(0.75, inf)"),
+           ("long face tendency", "(-inf, 0.65)"),
+       )),
+    _m("FMA", "the ISBI 2015 challenge's 'FMA': angle S-N to Go-Gn (textbook FMA: FH-MP)", (_ISBI,), "line_angle",
+       "deg",
        ("S", "N", "Go", "Gn"),
-       classes=(("normal", "[26.8, 31.4]"), ("high angle tendency", "(31.4, inf)"), ("low angle tendency", "(-inf, 26.8)"))),
+       classes=(
+           ("normal", "[26.8, 31.4]"),
+           ("high angle tendency", "(31.4, inf)"),
+           ("low angle tendency", "(-inf, 26.8)"),
+       )),
     _m("MW", "the ISBI 2015 challenge's modified Wits: |UIT LIT|, negative when UIT is behind LIT", (_ISBI,),
        "signed_distance", "mm", ("UIT", "LIT"),
-       classes=(("normal", "[2, 4.5]"), ("edge to edge", "[0, 2)"), ("anterior cross bite", "(-inf, 0)"), ("large overjet", "(4.5, inf)"))),
+       classes=(
+           ("normal", "[2, 4.5]"),
+           ("edge to edge", "[0, 2)"),
+           ("anterior cross bite", "(-inf, 0)"),
+           ("large overjet", "(4.5, inf)"),
+       )),
     # Steiner
-    _m("SN-GoGn", "mandibular plane (Go-Gn) to S-N", (_ST,), "line_angle", "deg", ("S", "N", "Go", "Gn"), norm=(32.0, 5.0)),
+    _m("SN-GoGn", "mandibular plane (Go-Gn) to S-N", (_ST,), "line_angle", "deg", ("S", "N", "Go", "Gn"),
+       norm=(32.0, 5.0)),
     # Downs
     _m("FH-NPog", "facial angle: FH (Po-Or) to the facial plane N-Pog", (_DO, "Kim"), "line_angle", "deg",
        ("Or", "Po", "N", "Pog"), norm=(87.8, 3.6)),
@@ -241,7 +275,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     # McNamara
     _m("A-Nperp", "A to the nasion perpendicular (through N, normal to FH), positive ahead", (_MC,), "projection", "mm",
        ("A", "N", "Po", "Or"), norm=(0.4, 2.3)),
-    _m("Pog-Nperp", "Pog to the nasion perpendicular, positive ahead", (_MC,), "projection", "mm", ("Pog", "N", "Po", "Or"),
+    _m("Pog-Nperp", "Pog to the nasion perpendicular, positive ahead", (_MC,), "projection", "mm",
+       ("Pog", "N", "Po", "Or"),
        norm=(-1.8, 4.5)),
     _m("ANS-Me", "lower anterior face height", (_MC,), "distance", "mm", ("ANS", "Me"), norm=(66.7, 4.1)),
     # Bjork-Jarabak

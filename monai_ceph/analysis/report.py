@@ -147,7 +147,7 @@ class AnalysisReport:
             if n in ("ANB", "SNB", "SNA") and e.get("accuracy") is not None
         ]
         self.logger.info(
-            f"cephalometric agreement over {summary['n_images']} images ({', '.join(skeletal) or 'no skeletal classes'}); "
-            f"report in {self.output_dir}."
+            f"cephalometric agreement over {summary['n_images']} images "
+            f"({', '.join(skeletal) or 'no skeletal classes'}); report in {self.output_dir}."
         )
         return paths

@@ -19,7 +19,9 @@ def _value(v: float) -> float | None:
 
 
 def measurements_record(
-    measurements: Mapping[str, float], classes: Mapping[str, str] | None = None, reasons: Mapping[str, str] | None = None
+    measurements: Mapping[str, float],
+    classes: Mapping[str, str] | None = None,
+    reasons: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{name: {"value", "unit", "norm", "class", ["reason"]}}``: NaN as None, ``norm`` as ``[mean, sd]`` (None
     without one), ``class`` None where the measurement has none, ``reason`` where the value is NaN and one is known."""

@@ -51,13 +51,12 @@ def test_hand_computed_values(layout, as_type):
     assert v["APDI"] == pytest.approx(92.0)
     assert v["MW"] == pytest.approx(3.0)
     assert v["A-Nperp"] == pytest.approx(0.0) and v["Pog-Nperp"] == pytest.approx(0.0)
-    assert v["FHI"] == pytest.approx(math.dist((0, 0), (0, 10)) / math.dist(n := (10, 0), v_me := polar((0, 10), 10, 25)))
+    assert v["FHI"] == pytest.approx(math.dist((0, 0), (0, 10)) / math.dist((10, 0), polar((0, 10), 10, 25)))  # S-Go / N-Me
     assert v["S-Go/N-Me"] == pytest.approx(100 * v["FHI"])
     assert v["S-N"] == pytest.approx(10.0)
     c = classify(v)
     assert c["ANB"] == "class III" and c["ODI"] == "open bite tendency" and c["APDI"] == "class III tendency"
     assert c["MW"] == "normal" and c["FMA"] == "low angle tendency"
-    del n, v_me
 
 
 def test_signs_follow_anatomy(layout):

@@ -28,7 +28,8 @@ def test_report_files_and_values(tmp_path, layout):
     assert summary == json.loads(json.dumps(report.summary))
     assert summary["n_images"] == 3 and summary["landmark_set"] == "isbi2015"
     assert list(summary["measurements"]) == list(determinable_measurements("isbi2015"))
-    expected = agreement([measure(p, 0.1) for p in preds], [measure(g, 0.1) for g in gts], list(summary["measurements"]))
+    names = list(summary["measurements"])
+    expected = agreement([measure(p, 0.1) for p in preds], [measure(g, 0.1) for g in gts], names)
     assert summary["measurements"]["SNB"]["mae"] == pytest.approx(expected["SNB"]["mae"])
     assert summary["measurements"]["SNB"]["mae"] > 0.1 and summary["measurements"]["SNA"]["mae"] == 0.0
     assert summary["measurements"]["SNA"]["accuracy"] == 100.0

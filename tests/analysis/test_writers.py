@@ -28,5 +28,7 @@ def test_json_record_and_csv_row(tmp_path):
         w.writerow(row)
     with open(tmp_path / "m.csv", newline="") as f:
         back = next(csv.DictReader(f))
-    assert back == {"id": "001", "ANB": "4.25", "ANB_class": "class I", "S-N": "", "S-N_class": "undetermined", "AB-MP": "66.0"}
+    assert back == {
+        "id": "001", "ANB": "4.25", "ANB_class": "class I", "S-N": "", "S-N_class": "undetermined", "AB-MP": "66.0",
+    }  # fmt: skip
     assert float(back["ANB"]) == pytest.approx(4.25)
