@@ -20,8 +20,8 @@ class II < 77.6, class III > 85.2); FHI = S-Go / N-Me (normal 0.65-0.75, short f
 < 0.65); the challenge's "FMA" = angle S-N to Go-Gn (normal 26.8-31.4 deg, high angle > 31.4, low angle
 < 26.8) -- the textbook Frankfort-mandibular plane angle is ``FH-MP`` below; MW ("modified Wits") = |UIT LIT|
 in mm, negative when UIT lies posterior of LIT (normal 2-4.5 mm, edge to edge 0 mm, anterior cross bite
-< 0 mm, large overjet > 4.5 mm). The paper assigns no class to 0 < MW < 2 mm; here it is "edge to edge"
-(the reduced overjet next to 0). Normal ranges are closed intervals, as in the challenge's classification.
+< 0 mm, large overjet > 4.5 mm). That table, as usually quoted, assigns no class to 0 < MW < 2 mm; here it is
+"edge to edge" (the reduced overjet next to 0). Normal ranges are closed intervals, as in the challenge's classification.
 
 **Textbook norms** (adult means +- SD as tabulated in the orthodontic literature; for McNamara's linear
 measures the adult female values): Steiner (Am J Orthod 1953), Downs (Am J Orthod 1948), Tweed (Angle Orthod
