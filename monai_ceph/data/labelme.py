@@ -18,17 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom import read_dicom_spacing
 from .landmark_sets import ISBI2015, LandmarkSet, get_landmark_set
 from .readers import (
+    LandmarkCollector,
     LandmarkFileError,
     LandmarkRecord,
-    MissingLandmarkWarning,
-    SpacingError,
     check_spacing,
     find_image,
-    match_landmark,
-    parse_coordinate,
+    parse_landmark,
+    resolve_spacing,
 )
 
 __all__ = ["read_labelme_json", "load_labelme"]
@@ -83,31 +81,18 @@ def _points(path: Path, data, lms: LandmarkSet) -> np.ndarray:
     shapes = data.get("shapes") if isinstance(data, dict) else None
     if not isinstance(shapes, list):
         raise LandmarkFileError(f"{path}: not a labelme file (no 'shapes' list).")
-    points = np.full((len(lms), 2), np.nan)
-    labels: dict[int, str] = {}
+    collector = LandmarkCollector(lms, str(path))
     for n, shape in enumerate(shapes):
         if not isinstance(shape, dict) or shape.get("shape_type") != "point":
             continue
         label = shape.get("label")
         where = f"{path} shapes[{n}] label {label!r}"
-        try:
-            index = match_landmark(lms, label)
-        except KeyError:
-            raise LandmarkFileError(
-                f"{where}: not a landmark of the {lms.name} set {list(lms.abbreviations)}."
-            ) from None
-        if index in labels:
-            raise LandmarkFileError(f"{where}: landmark {lms.abbreviations[index]!r} already given by label "
-                                    f"{labels[index]!r}.")
-        labels[index] = label
+        index = collector.index(label, where)
         xy = shape.get("points")
-        if not isinstance(xy, list) or len(xy) != 1 or not isinstance(xy[0], list) or len(xy[0]) != 2:
+        if not isinstance(xy, list) or len(xy) != 1:
             raise LandmarkFileError(f"{where}: 'points' must be [[x, y]], got {xy!r}.")
-        points[index] = [parse_coordinate(v, f"{where} {a}") for v, a in zip(xy[0], "xy")]
-    missing = [lms.abbreviations[i] for i in range(len(lms)) if i not in labels]
-    if missing:
-        warnings.warn(f"{path}: no point for {missing}; they are NaN.", MissingLandmarkWarning, stacklevel=3)
-    return points
+        collector.put(index, parse_landmark(xy[0], where), where, given_by=f"by label {label!r}")
+    return collector.result("point", stacklevel=4)
 
 
 def load_labelme(
@@ -142,14 +127,8 @@ def load_labelme(
             warnings.warn(f"{path}: not a labelme file (no 'shapes'); skipped.", UserWarning, stacklevel=2)
             continue
         points, image = _points(path, data, lms), _image_path(path, data)
-        if image.suffix.lower() == ".dcm":
-            image_spacing = read_dicom_spacing(image)
-        elif default is not None:
-            image_spacing = default
-        else:
-            raise SpacingError(f"{image}: the image carries no pixel spacing; pass spacing= (mm/pixel).")
         records.append(
-            LandmarkRecord(id=path.stem, image=str(image), landmarks=points, spacing=image_spacing,
-                           landmark_set=lms.name)
+            LandmarkRecord(id=path.stem, image=str(image), landmarks=points,
+                           spacing=resolve_spacing(image, default=default), landmark_set=lms.name)
         )
     return records

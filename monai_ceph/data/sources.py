@@ -12,9 +12,19 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from monai.data import load_decathlon_datalist
+
+from .datalist import build_datalist
 from .landmark_sets import get_landmark_set
-from .dicom import read_dicom_spacing
-from .readers import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, check_spacing, points_from_json
+from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
+from .readers import (
+    IMAGE_SUFFIXES,
+    DataFileError,
+    LandmarkFileError,
+    check_spacing,
+    landmarks_from_json,
+    resolve_spacing,
+)
 
 __all__ = ["detect_format", "check_datalist", "check_section", "load_datalist", "image_folder_datalist"]
 
@@ -53,11 +63,11 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
         if not Path(item["image"]).is_file():
             raise FileNotFoundError(f"{name}: image file not found.")
         landmark_set = get_landmark_set(item.get("landmark_set", "isbi2015"))
-        points = points_from_json(item["landmarks"])
-        if points.shape != (len(landmark_set), 2):
+        landmarks = landmarks_from_json(item["landmarks"], f"{name} landmarks")
+        if len(landmarks) != len(landmark_set):
             raise LandmarkFileError(
-                f"{name}: {points.shape[0] if points.ndim else 0} landmarks of shape {points.shape[1:]}, expected "
-                f"{len(landmark_set)} (x, y) points of the {landmark_set.name} set."
+                f"{name}: {len(landmarks)} landmarks, expected {len(landmark_set)} (x, y) landmarks of the "
+                f"{landmark_set.name} set."
             )
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
@@ -88,10 +98,6 @@ def load_datalist(
     (format detected from the layout unless ``fmt`` is given, standard split), else the embedded default:
     ``num_phantoms`` synthetic phantoms written to ``phantom_dir`` on first use and reused after.
     """
-    from monai.data import load_decathlon_datalist
-
-    from .datalist import build_datalist  # the module is also a command: import it on use (see __init__)
-
     if datalist is not None:
         path = Path(datalist)
         if not path.is_file():
@@ -110,8 +116,6 @@ def load_datalist(
         sections = {key: built.get(key, []) for key in ("training", "validation", "test")}
         where = f"{dataset_dir} ({fmt})"
     else:
-        from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
-
         out = Path(phantom_dir)
         file = out / "datalist.json"
         if not file.is_file():
@@ -142,11 +146,6 @@ def image_folder_datalist(
         raise FileNotFoundError(f"no images ({', '.join(suffixes)}) in {root}.")
     items = []
     for f in files:
-        if f.suffix.lower() in (".dcm", ".dicom"):
-            pixel = read_dicom_spacing(f)
-        elif spacing is None:
-            raise DataFileError(f"{f}: the image has no pixel spacing of its own; give spacing (mm/pixel).")
-        else:
-            pixel = check_spacing(spacing, str(f))
+        pixel = resolve_spacing(f, default=spacing, missing="the image has no pixel spacing of its own")
         items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": f.stem})
     return items

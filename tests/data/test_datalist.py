@@ -11,7 +11,7 @@ from monai_ceph.data import (
     DATALIST_KEYS,
     LandmarkRecord,
     build_datalist,
-    points_from_json,
+    landmarks_from_json,
     split_records,
     write_datalist,
 )
@@ -86,7 +86,7 @@ def test_missing_landmarks_written_as_null_and_read_back(tmp_path):
     path = write_datalist(datalist, tmp_path / "out" / "dl.json")
     assert "null" in path.read_text()
     loaded = json.loads(path.read_text())["training"][0]["landmarks"]
-    np.testing.assert_array_equal(points_from_json(loaded), points)
+    np.testing.assert_array_equal(landmarks_from_json(loaded), points)
 
 
 def test_relative_paths_resolve_with_monai(isbi_csv_dataset, tmp_path):
