@@ -7,6 +7,7 @@ from .landmark_sets import (
     get_landmark_set,
     map_landmarks,
 )
+from .atomic import atomic_write_bytes, atomic_write_text
 from .locations import ISBI_ENV, isbi_dir
 from .readers import (
     IMAGE_SUFFIXES,
@@ -62,4 +63,13 @@ from .datalist import (
     write_datalist,
 )
 from .phantom import ISBI2015_TEMPLATE, PHANTOM_SPATIAL_SIZE, make_phantom, write_phantom_dataset
-from .sources import check_datalist, check_section, detect_format, image_folder_datalist, load_datalist
+from .sources import (
+    Datalist,
+    LazyDatalist,
+    check_datalist,
+    check_section,
+    datalist_landmark_set,
+    detect_format,
+    image_folder_datalist,
+    load_datalist,
+)

@@ -36,6 +36,7 @@ import numpy as np
 
 from monai_ceph.deprecation import deprecated_alias
 
+from .atomic import atomic_write_text
 from .datalist import split_records
 from .landmark_sets import ISBI2015, LandmarkSet, get_landmark_set
 from .readers import (
@@ -105,12 +106,8 @@ def monailabel_label(landmarks, landmark_set: str | LandmarkSet = ISBI2015, spac
 def write_monailabel_json(
     path: str | os.PathLike, landmarks, landmark_set: str | LandmarkSet = ISBI2015, spacing=None
 ) -> Path:
-    """Write :func:`monailabel_label` of ``landmarks`` to ``path`` (folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(monailabel_label(landmarks, landmark_set, spacing), indent=1) + "\n",
-                    encoding="utf-8")
-    return path
+    """Write :func:`monailabel_label` of ``landmarks`` to ``path`` (folders created, atomically) and return the path."""
+    return atomic_write_text(path, json.dumps(monailabel_label(landmarks, landmark_set, spacing), indent=1) + "\n")
 
 
 def _entry_landmarks(entries: list, lms: LandmarkSet, where: str) -> np.ndarray:

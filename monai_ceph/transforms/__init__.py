@@ -33,6 +33,15 @@ from .spatial import (
     ResizeWithLandmarksd,
     ResizeWithLandmarksDict,
 )
+from .utility import (
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIZE,
+    BlankImageWarning,
+    ValidateImage,
+    ValidateImageD,
+    ValidateImaged,
+    ValidateImageDict,
+)
 from .utils import (
     MODEL_SPATIAL_SIZE,
     as_spacing,

@@ -139,9 +139,9 @@ def test_cli_writes_file(isbi_csv_dataset, tmp_path, capsys):
 
 
 def test_cli_error_exit(tmp_path, capsys):
-    assert main([str(tmp_path / "none"), str(tmp_path / "dl.json")]) == 1
+    assert main([str(tmp_path / "none"), str(tmp_path / "dl.json")]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "dl.json").exists()
-    assert main([str(tmp_path), str(tmp_path / "dl.json"), "--format", "labelme"]) == 1
+    assert main([str(tmp_path), str(tmp_path / "dl.json"), "--format", "labelme"]) == 2
     assert "error: no annotated images found" in capsys.readouterr().err
 
 

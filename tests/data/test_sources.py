@@ -58,9 +58,11 @@ def test_check_datalist_passes_good_items_and_names_the_bad_one(tmp_path):
 
 def test_check_section_names_the_missing_or_empty_section():
     check_section({"training": [{}]}, "training")
-    for datalist in ({"training": [{}], "validation": []}, {"training": [{}]}):
-        with pytest.raises(DataFileError, match=r"section 'validation' is missing or empty.*'training': 1"):
+    for datalist, state in (({"training": [{}], "validation": []}, "empty"), ({"training": [{}]}, "missing")):
+        with pytest.raises(DataFileError, match=rf"^datalist: datalist section 'validation' is {state}.*'training': 1"):
             check_section(datalist, "validation")
+        with pytest.raises(DataFileError, match=r"^d.json: datalist section 'validation'"):
+            check_section(datalist, ["training", "validation"], where="d.json")
 
 
 def test_load_datalist_resolves_relative_paths_and_keeps_extra_sections(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..aariz import load_aariz
+from ..atomic import atomic_write_text
 from ..isbi import load_isbi2015, load_isbi2015_original
 from ..labelme import load_labelme
 from ..landmark_sets import get_landmark_set
@@ -213,7 +214,8 @@ def _default_ground_truth(fmt: str) -> str:
 
 
 def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = False) -> Path:
-    """Write ``datalist`` as JSON to ``path`` (folders created) and return the path.
+    """Write ``datalist`` as JSON to ``path`` (folders created; atomically: an existing file is replaced only by a
+    complete one) and return the path.
 
     Args:
         datalist: as built by :func:`build_datalist`.
@@ -222,7 +224,6 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
             ``load_decathlon_datalist`` joins them back with that folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = dict(datalist)
     if relative:
         base = os.path.abspath(path.parent)
@@ -231,6 +232,5 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
                 {**item, "image": Path(os.path.relpath(os.path.abspath(item["image"]), base)).as_posix()}
                 for item in datalist.get(key, [])
             ]
-    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, json.dumps(out, indent=1) + "\n")
 

@@ -37,16 +37,33 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Command-line entry point; returns the exit status: 0, or 2 with one line ``error: <file or option>: <fault>``
+    on stderr (no traceback) when the input cannot be used. An existing output is left as it was on error."""
+    args = _parser().parse_args(argv)  # a bad option: argparse's usage line and exit status 2
     try:
         datalist = build_datalist(args.dataset_dir, args.fmt, args.ground_truth, args.split, args.seed,
                                   args.landmark_set, args.spacing)
+    except (DataFileError, OSError, ValueError, KeyError) as e:
+        return _fail(_describe(e, args))
+    try:
         path = write_datalist(datalist, args.output, relative=args.relative)
-    except (DataFileError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except OSError as e:
+        return _fail(f"{args.output}: cannot write the datalist ({e.strerror or e}).")
     counts = ", ".join(f"{k} {len(datalist[k])}" for k in DATALIST_KEYS)
     print(f"wrote {path}: {counts}")
     return 0
 
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _describe(error: Exception, args: argparse.Namespace) -> str:
+    """``<file>: <fault>`` of an error: our errors name their file; others get the dataset folder (or file) named."""
+    if isinstance(error, OSError) and error.filename is not None and not isinstance(error, FileNotFoundError):
+        return f"{error.filename}: {error.strerror or error}"
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if any(str(p) in message for p in (args.dataset_dir, args.output)):
+        return message
+    return f"{args.dataset_dir}: {message}"
