@@ -26,6 +26,7 @@ from .readers import (
     parse_landmark,
     points_from_json,
     points_to_json,
+    read_json,
     resolve_spacing,
 )
 from .isbi import (

@@ -19,7 +19,6 @@ read per image from the mapping CSV.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from .readers import (
     find_image,
     match_landmark,
     parse_landmark,
+    read_json,
 )
 
 __all__ = ["AARIZ_MAPPING_CSV", "AARIZ_TITLES", "read_aariz_json", "read_aariz_pixel_sizes", "load_aariz"]
@@ -91,10 +91,7 @@ def read_aariz_json(path: str | os.PathLike) -> np.ndarray:
             numeric ``x`` and ``y``.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
+    data = read_json(path)
     entries = data.get("landmarks") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise LandmarkFileError(f"{path}: expected an object with a 'landmarks' list.")

@@ -11,7 +11,6 @@ convention; that bias is left to the user.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from .readers import (
     check_spacing,
     find_image,
     parse_landmark,
+    read_json,
     resolve_spacing,
 )
 
@@ -66,15 +66,8 @@ def read_labelme_json(
             without exactly one numeric ``[x, y]``.
     """
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path)
     return _points(path, data, get_landmark_set(landmark_set)), _image_path(path, data)
-
-
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
 
 
 def _points(path: Path, data, lms: LandmarkSet) -> np.ndarray:
@@ -122,7 +115,7 @@ def load_labelme(
     default = None if spacing is None else check_spacing(spacing, "spacing argument")
     records = []
     for path in sorted(root.glob("*.json")):
-        data = _load_json(path)
+        data = read_json(path)
         if not isinstance(data, dict) or "shapes" not in data:
             warnings.warn(f"{path}: not a labelme file (no 'shapes'); skipped.", UserWarning, stacklevel=2)
             continue

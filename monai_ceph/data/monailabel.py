@@ -49,6 +49,7 @@ from .readers import (
     landmarks_from_json,
     landmarks_to_json,
     parse_landmark,
+    read_json,
     resolve_spacing,
 )
 
@@ -195,11 +196,7 @@ def read_monailabel_json(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no label file {path}.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
-    label = parse_monailabel_label(data, landmark_set, str(path))
+    label = parse_monailabel_label(read_json(path), landmark_set, str(path))
     missing = [a for a, p in zip(label.landmark_set.abbreviations, label.landmarks) if np.isnan(p).any()]
     if missing:
         warnings.warn(f"{path}: no point for {missing}; they are NaN.", MissingLandmarkWarning, stacklevel=2)

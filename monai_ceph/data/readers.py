@@ -18,6 +18,7 @@ or label at fault; a missing file raises ``FileNotFoundError`` naming the path.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -49,6 +50,7 @@ __all__ = [
     "read_dicom_spacing",
     "resolve_spacing",
     "find_image",
+    "read_json",
     "landmarks_to_json",
     "landmarks_from_json",
     "points_to_json",
@@ -320,6 +322,17 @@ def find_image(folder: str | os.PathLike, stem: str, suffixes: Sequence[str] = I
             if candidate.is_file():
                 return candidate
     raise FileNotFoundError(f"no image {stem}.{{{','.join(s.lstrip('.') for s in suffixes)}}} in {folder}.")
+
+
+def read_json(path: str | os.PathLike, error: type[DataFileError] = LandmarkFileError):
+    """The JSON content of ``path`` (a UTF-8 file, BOM allowed); ``error`` naming the file when it is not JSON.
+
+    Raises ``FileNotFoundError`` when the file does not exist.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e}).") from None
 
 
 def landmarks_to_json(landmarks) -> list:

@@ -10,7 +10,6 @@ missing or empty, naming the section and the datalist file.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from .readers import (
     LandmarkFileError,
     check_spacing,
     landmarks_from_json,
+    read_json,
     resolve_spacing,
 )
 
@@ -212,10 +212,7 @@ def load_datalist(
         path = Path(datalist)
         if not path.is_file():
             raise FileNotFoundError(f"datalist file {path} does not exist.")
-        try:
-            content = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataFileError(f"{path}: not a datalist (not valid JSON: {e}).") from None
+        content = read_json(path, DataFileError)
         if not isinstance(content, dict):
             raise DataFileError(f"{path}: not a datalist (expected an object of sections, got {type(content).__name__}).")
         # every list of items is a section: training/validation/test, and any others (e.g. "test2")

@@ -124,7 +124,7 @@ def test_an_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("{not json", r"not a datalist \(not valid JSON"),
+    ("{not json", r"not valid JSON"),
     ("[1, 2]", r"expected an object of sections, got list"),
     ('{"training": {"image": "a.png"}}', r"\[training\]: a section must be a list of items, got dict"),
     ('{"training": ["a.png"]}', r"\[training\] entry 0: expected an object"),

@@ -24,6 +24,7 @@ Command line: ``python -m monai_ceph.data.datalist DATASET_DIR OUTPUT.json [--fo
 code is in :mod:`.cli`, run by this package's ``__main__``, so importing the package never imports the command).
 """
 
+from . import builder
 from .builder import (
     DATALIST_KEYS,
     DATASET_FORMATS,
@@ -37,15 +38,4 @@ from .builder import (
 )
 from .cli import main
 
-__all__ = [
-    "DATALIST_KEYS",
-    "DATASET_FORMATS",
-    "DEFAULT_FRACTIONS",
-    "STANDARD_SPLITS",
-    "load_records",
-    "split_records",
-    "build_datalist",
-    "datalist_from_records",
-    "write_datalist",
-    "main",
-]
+__all__ = [*builder.__all__, "main"]
