@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -13,3 +14,43 @@ def isbi_dir():
     if not (path / "images").is_dir():
         pytest.skip(f"ISBI 2015 data not found at {path} (set {ISBI_ENV} to its folder)")
     return path
+
+
+@pytest.fixture
+def write_dicom():
+    """``write_dicom(path, pixels (rows, cols), **tags)``: a minimal DX DICOM file with the given tags (the one DICOM
+    fixture of the suite)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    def write(path, pixels, **tags):
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        ds.Modality = "DX"
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 0
+        ds.PixelData = pixels.tobytes()
+        for tag, value in tags.items():
+            setattr(ds, tag, value)
+        if int(pydicom.__version__.split(".")[0]) >= 3:
+            ds.save_as(path, enforce_file_format=True)
+        else:  # pydicom 2.4 (pinned by the monailabel extra)
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(path, write_like_original=False)
+        return path
+
+    return write

@@ -27,7 +27,7 @@ from monai_ceph.transforms import (
     HeatmapToLandmarksd,
     LandmarksToHeatmapd,
     LandmarksToSourced,
-    LoadLandmarksd,
+    EnsureLandmarksd,
     NLMDenoised,
     ResizeWithLandmarksd,
     ToGreyscaled,
@@ -49,7 +49,7 @@ def main() -> None:
     preprocess = Compose([
         LoadImaged("image", image_only=True, ensure_channel_first=True),
         ToGreyscaled("image"),
-        LoadLandmarksd("landmarks", landmark_set=ISBI2015),
+        EnsureLandmarksd("landmarks", landmark_set=ISBI2015),
         ResizeWithLandmarksd("image"),  # 736x576 (HxW); landmarks, spacing and the source affine travel along
         ScaleIntensityd("image"),
         CLAHEd("image"),

@@ -7,6 +7,7 @@ from .landmark_sets import (
     get_landmark_set,
     map_landmarks,
 )
+from .atomic import atomic_write_bytes, atomic_write_text
 from .locations import ISBI_ENV, isbi_dir
 from .readers import (
     IMAGE_SUFFIXES,
@@ -14,11 +15,19 @@ from .readers import (
     LandmarkFileError,
     LandmarkRecord,
     MissingLandmarkWarning,
+    DICOM_SUFFIXES,
+    LandmarkCollector,
     SpacingError,
     check_spacing,
+    is_dicom,
+    landmarks_from_json,
+    landmarks_to_json,
     match_landmark,
+    parse_landmark,
     points_from_json,
     points_to_json,
+    read_json,
+    resolve_spacing,
 )
 from .isbi import (
     ISBI2015_CSVS,
@@ -43,30 +52,25 @@ from .monailabel import (
     write_monailabel_json,
 )
 
-# The datalist builder is also a command (`python -m monai_ceph.data.datalist`): importing it (or the phantom
-# writer, which uses it) here eagerly would make runpy warn that the module was imported before it ran, so
-# their names are resolved on first use.
-_LAZY = {
-    "datalist": (
-        "DATALIST_KEYS",
-        "DATASET_FORMATS",
-        "DEFAULT_FRACTIONS",
-        "STANDARD_SPLITS",
-        "build_datalist",
-        "datalist_from_records",
-        "load_records",
-        "split_records",
-        "write_datalist",
-    ),
-    "phantom": ("ISBI2015_TEMPLATE", "PHANTOM_SPATIAL_SIZE", "make_phantom", "write_phantom_dataset"),
-}
-
-
-def __getattr__(name):
-    for module, names in _LAZY.items():
-        if name in names:
-            from importlib import import_module
-
-            return getattr(import_module(f".{module}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-from .sources import check_datalist, check_section, detect_format, image_folder_datalist, load_datalist
+from .datalist import (
+    DATALIST_KEYS,
+    DATASET_FORMATS,
+    DEFAULT_FRACTIONS,
+    STANDARD_SPLITS,
+    build_datalist,
+    datalist_from_records,
+    load_records,
+    split_records,
+    write_datalist,
+)
+from .phantom import ISBI2015_TEMPLATE, PHANTOM_SPATIAL_SIZE, make_phantom, write_phantom_dataset
+from .sources import (
+    Datalist,
+    LazyDatalist,
+    check_datalist,
+    check_section,
+    datalist_landmark_set,
+    detect_format,
+    image_folder_datalist,
+    load_datalist,
+)

@@ -19,22 +19,21 @@ read per image from the mapping CSV.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .landmark_sets import AARIZ, LandmarkSet, get_landmark_set, map_landmarks
 from .readers import (
+    LandmarkCollector,
     LandmarkFileError,
     LandmarkRecord,
-    MissingLandmarkWarning,
     check_spacing,
     find_image,
     match_landmark,
-    parse_coordinate,
+    parse_landmark,
+    read_json,
 )
 
 __all__ = ["AARIZ_MAPPING_CSV", "AARIZ_TITLES", "read_aariz_json", "read_aariz_pixel_sizes", "load_aariz"]
@@ -92,34 +91,22 @@ def read_aariz_json(path: str | os.PathLike) -> np.ndarray:
             numeric ``x`` and ``y``.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
+    data = read_json(path)
     entries = data.get("landmarks") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise LandmarkFileError(f"{path}: expected an object with a 'landmarks' list.")
-    points = np.full((len(AARIZ), 2), np.nan)
-    seen: dict[int, int] = {}
+    collector = LandmarkCollector(AARIZ, str(path))
     for n, entry in enumerate(entries):
         where = f"{path} landmarks[{n}]"
         if not isinstance(entry, dict):
             raise LandmarkFileError(f"{where}: expected an object, got {type(entry).__name__}.")
         index = _match_entry(entry, where)
-        if index in seen:
-            raise LandmarkFileError(f"{where}: landmark {AARIZ.abbreviations[index]!r} already given at "
-                                    f"landmarks[{seen[index]}].")
-        seen[index] = n
         value = entry.get("value")
-        if value is None:
-            continue
-        if not isinstance(value, dict) or "x" not in value or "y" not in value:
+        if value is not None and (not isinstance(value, dict) or "x" not in value or "y" not in value):
             raise LandmarkFileError(f"{where}: 'value' must be {{'x': ..., 'y': ...}}, got {value!r}.")
-        points[index] = [parse_coordinate(value[a], f"{where} {a}") for a in "xy"]
-    missing = [AARIZ.abbreviations[i] for i in range(len(AARIZ)) if np.isnan(points[i, 0])]
-    if missing:
-        warnings.warn(f"{path}: no position for {missing}; they are NaN.", MissingLandmarkWarning, stacklevel=2)
-    return points
+        position = None if value is None else parse_landmark((value["x"], value["y"]), where)
+        collector.put(index, position, where, given_by=f"at landmarks[{n}]")
+    return collector.result("position")
 
 
 def read_aariz_pixel_sizes(path: str | os.PathLike) -> dict[str, float]:

@@ -11,24 +11,22 @@ convention; that bias is left to the user.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .dicom import read_dicom_spacing
 from .landmark_sets import ISBI2015, LandmarkSet, get_landmark_set
 from .readers import (
+    LandmarkCollector,
     LandmarkFileError,
     LandmarkRecord,
-    MissingLandmarkWarning,
-    SpacingError,
     check_spacing,
     find_image,
-    match_landmark,
-    parse_coordinate,
+    parse_landmark,
+    read_json,
+    resolve_spacing,
 )
 
 __all__ = ["read_labelme_json", "load_labelme"]
@@ -68,46 +66,26 @@ def read_labelme_json(
             without exactly one numeric ``[x, y]``.
     """
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path)
     return _points(path, data, get_landmark_set(landmark_set)), _image_path(path, data)
-
-
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
 
 
 def _points(path: Path, data, lms: LandmarkSet) -> np.ndarray:
     shapes = data.get("shapes") if isinstance(data, dict) else None
     if not isinstance(shapes, list):
         raise LandmarkFileError(f"{path}: not a labelme file (no 'shapes' list).")
-    points = np.full((len(lms), 2), np.nan)
-    labels: dict[int, str] = {}
+    collector = LandmarkCollector(lms, str(path))
     for n, shape in enumerate(shapes):
         if not isinstance(shape, dict) or shape.get("shape_type") != "point":
             continue
         label = shape.get("label")
         where = f"{path} shapes[{n}] label {label!r}"
-        try:
-            index = match_landmark(lms, label)
-        except KeyError:
-            raise LandmarkFileError(
-                f"{where}: not a landmark of the {lms.name} set {list(lms.abbreviations)}."
-            ) from None
-        if index in labels:
-            raise LandmarkFileError(f"{where}: landmark {lms.abbreviations[index]!r} already given by label "
-                                    f"{labels[index]!r}.")
-        labels[index] = label
+        index = collector.index(label, where)
         xy = shape.get("points")
-        if not isinstance(xy, list) or len(xy) != 1 or not isinstance(xy[0], list) or len(xy[0]) != 2:
+        if not isinstance(xy, list) or len(xy) != 1:
             raise LandmarkFileError(f"{where}: 'points' must be [[x, y]], got {xy!r}.")
-        points[index] = [parse_coordinate(v, f"{where} {a}") for v, a in zip(xy[0], "xy")]
-    missing = [lms.abbreviations[i] for i in range(len(lms)) if i not in labels]
-    if missing:
-        warnings.warn(f"{path}: no point for {missing}; they are NaN.", MissingLandmarkWarning, stacklevel=3)
-    return points
+        collector.put(index, parse_landmark(xy[0], where), where, given_by=f"by label {label!r}")
+    return collector.result("point", stacklevel=4)
 
 
 def load_labelme(
@@ -137,19 +115,13 @@ def load_labelme(
     default = None if spacing is None else check_spacing(spacing, "spacing argument")
     records = []
     for path in sorted(root.glob("*.json")):
-        data = _load_json(path)
+        data = read_json(path)
         if not isinstance(data, dict) or "shapes" not in data:
             warnings.warn(f"{path}: not a labelme file (no 'shapes'); skipped.", UserWarning, stacklevel=2)
             continue
         points, image = _points(path, data, lms), _image_path(path, data)
-        if image.suffix.lower() == ".dcm":
-            image_spacing = read_dicom_spacing(image)
-        elif default is not None:
-            image_spacing = default
-        else:
-            raise SpacingError(f"{image}: the image carries no pixel spacing; pass spacing= (mm/pixel).")
         records.append(
-            LandmarkRecord(id=path.stem, image=str(image), landmarks=points, spacing=image_spacing,
-                           landmark_set=lms.name)
+            LandmarkRecord(id=path.stem, image=str(image), landmarks=points,
+                           spacing=resolve_spacing(image, default=default), landmark_set=lms.name)
         )
     return records

@@ -26,25 +26,31 @@ datalist with :func:`monailabel_datalist`.
 from __future__ import annotations
 
 import json
-import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .dicom import read_dicom_spacing
+from monai_ceph.deprecation import deprecated_alias
+
+from .atomic import atomic_write_text
+from .datalist import split_records
 from .landmark_sets import ISBI2015, LandmarkSet, get_landmark_set
 from .readers import (
+    LandmarkCollector,
     LandmarkFileError,
     LandmarkRecord,
     MissingLandmarkWarning,
-    SpacingError,
     check_spacing,
     find_image,
-    match_landmark,
-    parse_coordinate,
+    landmarks_from_json,
+    landmarks_to_json,
+    parse_landmark,
+    read_json,
+    resolve_spacing,
 )
 
 __all__ = [
@@ -60,35 +66,37 @@ __all__ = [
 
 
 class MonaiLabelLandmarks(NamedTuple):
-    """What a label file holds: ``points`` ``(N, 2)`` float64 ``(x, y)`` with NaN rows for missing landmarks, in
-    the order of ``landmark_set``; ``spacing`` ``(2,)`` mm/pixel, or ``None`` when the file gives none."""
+    """What a label file holds: ``landmarks`` ``(N, 2)`` float64 ``(x, y)`` with NaN rows for missing ones, in the
+    order of ``landmark_set``; ``spacing`` ``(2,)`` mm/pixel, or ``None`` when the file gives none."""
 
-    points: np.ndarray
+    landmarks: np.ndarray
     landmark_set: LandmarkSet
     spacing: np.ndarray | None
 
+    @property
+    @deprecated_alias("MonaiLabelLandmarks.landmarks")
+    def points(self) -> np.ndarray:
+        """Deprecated name of :attr:`landmarks`."""
+        return self.landmarks
 
-def _number_or_none(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
 
-
-def monailabel_label(points, landmark_set: str | LandmarkSet = ISBI2015, spacing=None) -> dict:
-    """The label JSON (a ``dict``) of ``points`` ``(N, 2)`` in ``landmark_set`` order; NaN is written as ``null``.
+def monailabel_label(landmarks, landmark_set: str | LandmarkSet = ISBI2015, spacing=None) -> dict:
+    """The label JSON (a ``dict``) of ``landmarks`` ``(N, 2)`` in ``landmark_set`` order; NaN is written ``null``.
 
     Args:
-        points: ``(N, 2)`` ``(x, y)`` source pixels.
-        landmark_set: the set ``points`` follow.
+        landmarks: ``(N, 2)`` ``(x, y)`` source pixels.
+        landmark_set: the set ``landmarks`` follow.
         spacing: mm/pixel (one value or ``(sx, sy)``) written as ``"spacing"``; ``None`` to leave it out.
     """
     lms = get_landmark_set(landmark_set)
-    pts = np.asarray(points, dtype=np.float64)
+    pts = np.asarray(landmarks, dtype=np.float64)
     if pts.shape != (len(lms), 2):
-        raise ValueError(f"expected {len(lms)} (x, y) points of the {lms.name} set, got shape {pts.shape}.")
+        raise ValueError(f"expected {len(lms)} (x, y) landmarks of the {lms.name} set, got shape {pts.shape}.")
     label: dict = {
         "landmark_set": lms.name,
         "landmarks": [
-            {"abbreviation": a, "name": n, "x": _number_or_none(x), "y": _number_or_none(y)}
-            for a, n, (x, y) in zip(lms.abbreviations, lms.names, pts)
+            {"abbreviation": a, "name": n, "x": x, "y": y}
+            for a, n, (x, y) in zip(lms.abbreviations, lms.names, landmarks_to_json(pts))
         ],
     }
     if spacing is not None:
@@ -97,18 +105,14 @@ def monailabel_label(points, landmark_set: str | LandmarkSet = ISBI2015, spacing
 
 
 def write_monailabel_json(
-    path: str | os.PathLike, points, landmark_set: str | LandmarkSet = ISBI2015, spacing=None
+    path: str | os.PathLike, landmarks, landmark_set: str | LandmarkSet = ISBI2015, spacing=None
 ) -> Path:
-    """Write :func:`monailabel_label` of ``points`` to ``path`` (folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(monailabel_label(points, landmark_set, spacing), indent=1) + "\n", encoding="utf-8")
-    return path
+    """Write :func:`monailabel_label` of ``landmarks`` to ``path`` (folders created, atomically) and return the path."""
+    return atomic_write_text(path, json.dumps(monailabel_label(landmarks, landmark_set, spacing), indent=1) + "\n")
 
 
-def _entry_points(entries: list, lms: LandmarkSet, where: str) -> np.ndarray:
-    points = np.full((len(lms), 2), np.nan)
-    seen: dict[int, int] = {}
+def _entry_landmarks(entries: list, lms: LandmarkSet, where: str) -> np.ndarray:
+    collector = LandmarkCollector(lms, where)
     for n, entry in enumerate(entries):
         at = f"{where} landmarks[{n}]"
         if not isinstance(entry, Mapping):
@@ -116,37 +120,18 @@ def _entry_points(entries: list, lms: LandmarkSet, where: str) -> np.ndarray:
         label = entry.get("abbreviation", entry.get("name"))
         if not isinstance(label, str):
             raise LandmarkFileError(f"{at}: no 'abbreviation' (or 'name') naming the landmark.")
-        try:
-            index = match_landmark(lms, label)
-        except KeyError:
-            raise LandmarkFileError(f"{at}: {label!r} is not a landmark of the {lms.name} set "
-                                    f"{list(lms.abbreviations)}.") from None
-        if index in seen:
-            raise LandmarkFileError(f"{at}: landmark {lms.abbreviations[index]!r} already given by "
-                                    f"landmarks[{seen[index]}].")
-        seen[index] = n
+        index = collector.index(label, at)
         if "x" not in entry or "y" not in entry:
             raise LandmarkFileError(f"{at} ({label}): needs both 'x' and 'y' (null for a missing landmark).")
-        x, y = entry["x"], entry["y"]
-        if (x is None) != (y is None):
-            raise LandmarkFileError(f"{at} ({label}): 'x' and 'y' must both be numbers or both null, got {x!r}, {y!r}.")
-        if x is not None:
-            points[index] = [parse_coordinate(x, f"{at} ({label}) x"), parse_coordinate(y, f"{at} ({label}) y")]
-    return points
+        collector.put(index, parse_landmark((entry["x"], entry["y"]), f"{at} ({label})"), at,
+                      given_by=f"by landmarks[{n}]")
+    return collector.landmarks
 
 
-def _pair_points(pairs: list, lms: LandmarkSet, where: str) -> np.ndarray:
+def _pair_landmarks(pairs: list, lms: LandmarkSet, where: str) -> np.ndarray:
     if len(pairs) != len(lms):
         raise LandmarkFileError(f"{where}: {len(pairs)} [x, y] pairs, expected {len(lms)} of the {lms.name} set.")
-    points = np.full((len(lms), 2), np.nan)
-    for n, pair in enumerate(pairs):
-        at = f"{where} landmarks[{n}] ({lms.abbreviations[n]})"
-        if pair is None or (isinstance(pair, list) and len(pair) == 2 and pair[0] is None and pair[1] is None):
-            continue
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise LandmarkFileError(f"{at}: expected [x, y] or null, got {pair!r}.")
-        points[n] = [parse_coordinate(v, f"{at} {a}") for v, a in zip(pair, "xy")]
-    return points
+    return landmarks_from_json(pairs, f"{where} landmarks")
 
 
 def parse_monailabel_label(
@@ -181,20 +166,20 @@ def parse_monailabel_label(
             raise LandmarkFileError(f"{where}: landmarks of the {named!r} set, expected the {lms.name} set.")
     entries = data["landmarks"]
     if entries and all(isinstance(e, Mapping) for e in entries):
-        points = _entry_points(entries, lms, where)
+        landmarks = _entry_landmarks(entries, lms, where)
     elif entries and all(e is None or isinstance(e, list) for e in entries):
-        points = _pair_points(entries, lms, where)
+        landmarks = _pair_landmarks(entries, lms, where)
     else:
         # an empty list, or objects mixed with pairs: let the object reader name the offending entry
-        points = _entry_points(entries, lms, where)
+        landmarks = _entry_landmarks(entries, lms, where)
     spacing = data.get("spacing")
-    return MonaiLabelLandmarks(points, lms, None if spacing is None else check_spacing(spacing, f"{where} 'spacing'"))
+    return MonaiLabelLandmarks(landmarks, lms, None if spacing is None else check_spacing(spacing, f"{where} 'spacing'"))
 
 
 def read_monailabel_json(
     path: str | os.PathLike, landmark_set: str | LandmarkSet | None = None
 ) -> MonaiLabelLandmarks:
-    """Read a landmark label JSON (see the module docstring) into ``(points, landmark_set, spacing)``.
+    """Read a landmark label JSON (see the module docstring) into ``(landmarks, landmark_set, spacing)``.
 
     Landmarks without an entry (or with ``null`` coordinates) are NaN; a :class:`MissingLandmarkWarning` names
     them.
@@ -208,32 +193,14 @@ def read_monailabel_json(
         LandmarkFileError: invalid JSON or content (see :func:`parse_monailabel_label`).
         SpacingError: an invalid ``"spacing"``.
     """
-    import warnings
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no label file {path}.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise LandmarkFileError(f"{path}: not valid JSON ({e}).") from None
-    label = parse_monailabel_label(data, landmark_set, str(path))
-    missing = [a for a, p in zip(label.landmark_set.abbreviations, label.points) if np.isnan(p).any()]
+    label = parse_monailabel_label(read_json(path), landmark_set, str(path))
+    missing = [a for a, p in zip(label.landmark_set.abbreviations, label.landmarks) if np.isnan(p).any()]
     if missing:
         warnings.warn(f"{path}: no point for {missing}; they are NaN.", MissingLandmarkWarning, stacklevel=2)
     return label
-
-
-def _record_spacing(image: Path, label: MonaiLabelLandmarks, default: np.ndarray | None, where: Path) -> np.ndarray:
-    """DICOM header, else the label's ``"spacing"``, else ``default``."""
-    if image.suffix.lower() in (".dcm", ".dicom"):
-        return read_dicom_spacing(image)
-    if label.spacing is not None:
-        return label.spacing
-    if default is not None:
-        return default
-    raise SpacingError(f"{where}: the image {image.name} carries no pixel spacing and the label gives none; "
-                       "pass spacing= (mm/pixel).")
 
 
 def monailabel_records(
@@ -255,9 +222,11 @@ def monailabel_records(
         if not image.is_file():
             raise FileNotFoundError(f"{label_path}: its image {image} does not exist.")
         label = read_monailabel_json(label_path, lms)
+        spacing = resolve_spacing(image, label.spacing, default, where=label_path,
+                                  missing=f"the image {image.name} carries no pixel spacing and the label gives none")
         records.append(
-            LandmarkRecord(id=label_path.stem, image=str(image), landmarks=label.points,
-                           spacing=_record_spacing(image, label, default, label_path), landmark_set=lms.name)
+            LandmarkRecord(id=label_path.stem, image=str(image), landmarks=label.landmarks, spacing=spacing,
+                           landmark_set=lms.name)
         )
     return sorted(records, key=lambda r: r.id)
 
@@ -303,8 +272,6 @@ def monailabel_datalist(
             ``validation`` by a seeded split (at least one image on each side). ``test`` is empty.
         seed: seed of the split.
     """
-    from .datalist import split_records  # the module is also a command: import it on use (see __init__)
-
     if not isinstance(records, Sequence) or isinstance(records, (str, bytes)):
         records = load_monailabel(records, **kwargs)
     if not records:

@@ -2,21 +2,89 @@
 
 Bundles call :func:`load_datalist` once at start-up, so a bad entry (missing image, wrong landmark count, bad
 spacing) stops the run with an error naming the entry before any training happens, and a run given no data at
-all trains on the embedded synthetic phantoms, generated on first use.
+all trains on the embedded synthetic phantoms, generated on first use. With ``lazy=True`` nothing is read or
+written until a section is first used (a run that takes its images from elsewhere, e.g. inference on a folder,
+never writes phantoms); :func:`check_section` then fails before training when a section the run needs is
+missing or empty, naming the section and the datalist file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .landmark_sets import get_landmark_set
-from .dicom import read_dicom_spacing
-from .readers import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, check_spacing, points_from_json
+from monai.data import load_decathlon_datalist
 
-__all__ = ["detect_format", "check_datalist", "check_section", "load_datalist", "image_folder_datalist"]
+from .datalist import build_datalist
+from .landmark_sets import get_landmark_set
+from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
+from .readers import (
+    IMAGE_SUFFIXES,
+    DataFileError,
+    LandmarkFileError,
+    check_spacing,
+    landmarks_from_json,
+    read_json,
+    resolve_spacing,
+)
+
+__all__ = [
+    "Datalist",
+    "LazyDatalist",
+    "detect_format",
+    "check_datalist",
+    "check_section",
+    "datalist_landmark_set",
+    "load_datalist",
+    "image_folder_datalist",
+]
+
+DEFAULT_LANDMARK_SET = "isbi2015"
+
+
+class Datalist(dict):
+    """Checked datalist sections (``{"training": [...], "validation": [...], "test": [...], ...}``) and their
+    ``source``: the datalist file, dataset folder or phantom datalist they came from (named in errors)."""
+
+    def __init__(self, sections: Mapping[str, list], source: str = "datalist") -> None:
+        super().__init__(sections)
+        self.source = source
+
+
+class LazyDatalist(Mapping):
+    """The :class:`Datalist` of :func:`load_datalist`'s arguments, resolved (read, checked, phantoms written) on the
+    first access to a section, its keys or its ``source``; creating it reads and writes nothing."""
+
+    def __init__(self, **kwargs) -> None:
+        self._kwargs = kwargs
+        self._resolved: Datalist | None = None
+
+    def resolve(self) -> Datalist:
+        if self._resolved is None:
+            self._resolved = load_datalist(**self._kwargs)
+        return self._resolved
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the sections were read (so phantoms, if any, written)."""
+        return self._resolved is not None
+
+    @property
+    def source(self) -> str:
+        return self.resolve().source
+
+    def __getitem__(self, key):
+        return self.resolve()[key]
+
+    def __iter__(self):
+        return iter(self.resolve())
+
+    def __len__(self) -> int:
+        return len(self.resolve())
+
+    def __repr__(self) -> str:
+        return f"LazyDatalist({self._kwargs!r}, resolved={self.resolved})"
 
 
 def detect_format(dataset_dir: str | os.PathLike) -> str:
@@ -46,6 +114,9 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
     """
     checked = []
     for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise DataFileError(f"{where} entry {i}: expected an object {{'image', 'landmarks', 'spacing'}}, "
+                                f"got {item!r}.")
         name = f"{where} entry {i} (id {item.get('id', '?')!r}, image {item.get('image')!r})"
         for key in ("image", "landmarks", "spacing"):
             if key not in item:
@@ -53,22 +124,63 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
         if not Path(item["image"]).is_file():
             raise FileNotFoundError(f"{name}: image file not found.")
         landmark_set = get_landmark_set(item.get("landmark_set", "isbi2015"))
-        points = points_from_json(item["landmarks"])
-        if points.shape != (len(landmark_set), 2):
+        landmarks = landmarks_from_json(item["landmarks"], f"{name} landmarks")
+        if len(landmarks) != len(landmark_set):
             raise LandmarkFileError(
-                f"{name}: {points.shape[0] if points.ndim else 0} landmarks of shape {points.shape[1:]}, expected "
-                f"{len(landmark_set)} (x, y) points of the {landmark_set.name} set."
+                f"{name}: {len(landmarks)} landmarks, expected {len(landmark_set)} (x, y) landmarks of the "
+                f"{landmark_set.name} set."
             )
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
     return checked
 
 
-def check_section(datalist: Mapping[str, Sequence], section: str) -> None:
-    """Raise naming ``section`` when the datalist lacks it or it is empty (an evaluation would silently do nothing)."""
-    if not datalist.get(section):
-        available = {k: len(v) for k, v in datalist.items() if isinstance(v, Sequence) and not isinstance(v, str)}
-        raise DataFileError(f"datalist section {section!r} is missing or empty; sections and sizes: {available}.")
+def check_section(datalist: Mapping[str, Sequence], section: str | Sequence[str], where: str | None = None):
+    """Return ``datalist`` if each of ``section`` (one name or several) is present and non-empty, else raise.
+
+    A run calls it before it starts, for what it needs: training ``["training", "validation"]`` (an empty
+    validation section would train "successfully" and never write a best model), evaluation its ``eval_section``.
+
+    Args:
+        datalist: the sections (a :class:`Datalist`, :class:`LazyDatalist` or plain mapping).
+        section: the section name, or names.
+        where: the datalist file named in the error; default ``datalist.source`` when it has one.
+
+    Raises:
+        DataFileError: naming the datalist file, the section and the sizes of the sections there are.
+    """
+    names = [section] if isinstance(section, str) else list(section)
+    for name in names:
+        if not datalist.get(name):
+            source = where if where is not None else getattr(datalist, "source", "datalist")
+            sizes = {k: len(v) for k, v in datalist.items() if isinstance(v, Sequence) and not isinstance(v, str)}
+            state = "empty" if name in datalist else "missing"
+            raise DataFileError(f"{source}: datalist section {name!r} is {state}, and this run needs its items; "
+                                f"sections and sizes: {sizes}.")
+    return datalist
+
+
+def datalist_landmark_set(datalist: Mapping[str, Sequence], default: str = DEFAULT_LANDMARK_SET) -> str:
+    """The name of the landmark set of every item of ``datalist`` (their ``"landmark_set"``; ``default`` for items
+    without one), so that the number of landmarks and a network's head groups follow the data::
+
+        lms = get_landmark_set(datalist_landmark_set(datalist))  # len(lms), lms.group_indices
+
+    Raises:
+        DataFileError: items of different sets, naming the datalist, two sets and an item of each.
+    """
+    found: dict[str, str] = {}
+    for key, items in datalist.items():
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            continue
+        for i, item in enumerate(items):
+            name = get_landmark_set(item.get("landmark_set", default) if isinstance(item, Mapping) else default).name
+            found.setdefault(name, f"[{key}] entry {i} (id {item.get('id', '?')!r})")
+    if len(found) > 1:
+        source = getattr(datalist, "source", "datalist")
+        mixed = ", ".join(f"{n} at {at}" for n, at in found.items())
+        raise DataFileError(f"{source}: items of different landmark sets ({mixed}); a model has one set.")
+    return next(iter(found), get_landmark_set(default).name)
 
 
 def load_datalist(
@@ -80,26 +192,37 @@ def load_datalist(
     num_phantoms: int = 64,
     phantom_size: Sequence[int] | None = None,
     seed: int = 0,
-) -> dict[str, list[dict]]:
+    lazy: bool = False,
+) -> Datalist | LazyDatalist:
     """Resolve the data a bundle runs on and return its checked ``training``/``validation``/``test`` sections.
 
     Priority: ``datalist`` (a JSON file, relative image paths resolved against its folder; every list of items in
     it is a section, so extra ones such as ``"test2"`` are kept), else ``dataset_dir``
     (format detected from the layout unless ``fmt`` is given, standard split), else the embedded default:
     ``num_phantoms`` synthetic phantoms written to ``phantom_dir`` on first use and reused after.
+
+    Args:
+        lazy: return a :class:`LazyDatalist` that does all this on first use (a bundle config that defines the
+            datalist for every run, but uses it only in some, writes no phantoms in the others).
     """
-    from monai.data import load_decathlon_datalist
-
-    from .datalist import build_datalist  # the module is also a command: import it on use (see __init__)
-
+    if lazy:
+        return LazyDatalist(datalist=datalist, dataset_dir=dataset_dir, fmt=fmt, ground_truth=ground_truth,
+                            phantom_dir=phantom_dir, num_phantoms=num_phantoms, phantom_size=phantom_size, seed=seed)
     if datalist is not None:
         path = Path(datalist)
         if not path.is_file():
             raise FileNotFoundError(f"datalist file {path} does not exist.")
-        with open(path) as f:
-            content = json.load(f)
+        content = read_json(path, DataFileError)
+        if not isinstance(content, dict):
+            raise DataFileError(f"{path}: not a datalist (expected an object of sections, got {type(content).__name__}).")
         # every list of items is a section: training/validation/test, and any others (e.g. "test2")
         names = [k for k, v in content.items() if isinstance(v, list) and all(isinstance(i, dict) for i in v)]
+        for key in ("training", "validation", "test"):
+            if key in content and key not in names:
+                if not isinstance(content[key], list):
+                    raise DataFileError(f"{path} [{key}]: a section must be a list of items, got "
+                                        f"{type(content[key]).__name__}.")
+                check_datalist(content[key], f"{path} [{key}]")  # raises naming the entry that is not an item
         sections = {key: [] for key in ("training", "validation", "test")}
         for key in names:
             sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key) if content[key] else []
@@ -110,15 +233,13 @@ def load_datalist(
         sections = {key: built.get(key, []) for key in ("training", "validation", "test")}
         where = f"{dataset_dir} ({fmt})"
     else:
-        from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
-
         out = Path(phantom_dir)
         file = out / "datalist.json"
         if not file.is_file():
             write_phantom_dataset(out, num_images=num_phantoms, spatial_size=phantom_size or PHANTOM_SPATIAL_SIZE,
                                   seed=seed)
         return load_datalist(datalist=file)
-    return {key: check_datalist(items, f"{where} [{key}]") for key, items in sections.items()}
+    return Datalist({key: check_datalist(items, f"{where} [{key}]") for key, items in sections.items()}, where)
 
 
 def image_folder_datalist(
@@ -142,11 +263,6 @@ def image_folder_datalist(
         raise FileNotFoundError(f"no images ({', '.join(suffixes)}) in {root}.")
     items = []
     for f in files:
-        if f.suffix.lower() in (".dcm", ".dicom"):
-            pixel = read_dicom_spacing(f)
-        elif spacing is None:
-            raise DataFileError(f"{f}: the image has no pixel spacing of its own; give spacing (mm/pixel).")
-        else:
-            pixel = check_spacing(spacing, str(f))
+        pixel = resolve_spacing(f, default=spacing, missing="the image has no pixel spacing of its own")
         items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": f.stem})
     return items

@@ -1,5 +1,9 @@
 from .intensity import *  # noqa: F401,F403  (CLAHE, CLAHEd, NLMDenoise, NLMDenoised)
 from .landmarks import (
+    EnsureLandmarks,
+    EnsureLandmarksD,
+    EnsureLandmarksd,
+    EnsureLandmarksDict,
     GaussianHeatmapCodec,
     HeatmapToLandmarks,
     HeatmapToLandmarksD,
@@ -13,12 +17,9 @@ from .landmarks import (
     LoadLandmarksD,
     LoadLandmarksd,
     LoadLandmarksDict,
-    as_spacing,
     describe_item,
-    landmark_visibility,
 )
 from .spatial import (
-    MODEL_SPATIAL_SIZE,
     LandmarksToSource,
     LandmarksToSourceD,
     LandmarksToSourced,
@@ -31,7 +32,22 @@ from .spatial import (
     ResizeWithLandmarksD,
     ResizeWithLandmarksd,
     ResizeWithLandmarksDict,
+)
+from .utility import (
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIZE,
+    BlankImageWarning,
+    ValidateImage,
+    ValidateImageD,
+    ValidateImaged,
+    ValidateImageDict,
+)
+from .utils import (
+    MODEL_SPATIAL_SIZE,
+    as_spacing,
+    carry_landmarks,
     image_affine,
+    landmark_visibility,
     landmarks_to_source,
     model_to_source_affine,
     record_source_affine,

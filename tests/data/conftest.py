@@ -1,4 +1,5 @@
-"""Small fixture datasets written into tmp_path, in the real layouts of ISBI 2015 and DICOM."""
+"""Small fixture datasets written into tmp_path, in the real layouts of ISBI 2015 (the DICOM writer, shared by
+the whole suite, is `write_dicom` in tests/conftest.py)."""
 
 import numpy as np
 import pytest
@@ -58,42 +59,3 @@ def isbi_original_dataset(tmp_path):
             lines = [f"{x:g},{y:g}" for x, y in _points(image_id, offset)] + [str(c) for c in range(1, 9)]
             (folder_md / f"{image_id}.txt").write_text("\r\n".join(lines) + "\r\n")
     return root
-
-
-@pytest.fixture
-def write_dicom():
-    """``write_dicom(path, pixels (rows, cols), **tags)``: a minimal DX DICOM file with the given tags."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    def write(path, pixels, **tags):
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID = generate_uid()
-        ds.SeriesInstanceUID = generate_uid()
-        ds.Modality = "DX"
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.PixelData = pixels.tobytes()
-        for tag, value in tags.items():
-            setattr(ds, tag, value)
-        if int(pydicom.__version__.split(".")[0]) >= 3:
-            ds.save_as(path, enforce_file_format=True)
-        else:  # pydicom 2.4 (pinned by the monailabel extra)
-            ds.is_little_endian, ds.is_implicit_VR = True, False
-            ds.save_as(path, write_like_original=False)
-        return path
-
-    return write

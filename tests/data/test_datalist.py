@@ -11,7 +11,7 @@ from monai_ceph.data import (
     DATALIST_KEYS,
     LandmarkRecord,
     build_datalist,
-    points_from_json,
+    landmarks_from_json,
     split_records,
     write_datalist,
 )
@@ -86,7 +86,7 @@ def test_missing_landmarks_written_as_null_and_read_back(tmp_path):
     path = write_datalist(datalist, tmp_path / "out" / "dl.json")
     assert "null" in path.read_text()
     loaded = json.loads(path.read_text())["training"][0]["landmarks"]
-    np.testing.assert_array_equal(points_from_json(loaded), points)
+    np.testing.assert_array_equal(landmarks_from_json(loaded), points)
 
 
 def test_relative_paths_resolve_with_monai(isbi_csv_dataset, tmp_path):
@@ -139,9 +139,9 @@ def test_cli_writes_file(isbi_csv_dataset, tmp_path, capsys):
 
 
 def test_cli_error_exit(tmp_path, capsys):
-    assert main([str(tmp_path / "none"), str(tmp_path / "dl.json")]) == 1
+    assert main([str(tmp_path / "none"), str(tmp_path / "dl.json")]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "dl.json").exists()
-    assert main([str(tmp_path), str(tmp_path / "dl.json"), "--format", "labelme"]) == 1
+    assert main([str(tmp_path), str(tmp_path / "dl.json"), "--format", "labelme"]) == 2
     assert "error: no annotated images found" in capsys.readouterr().err
 
 

@@ -104,10 +104,10 @@ def test_other_landmark_set(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d["shapes"][5].update(label="Pn"), r"shapes\[5\] label 'Pn': not a landmark of the isbi2015 set"),
+        (lambda d: d["shapes"][5].update(label="Pn"), r"shapes\[5\] label 'Pn': 'Pn' is not a landmark of the isbi2015 set"),
         (lambda d: d["shapes"][5].update(label="Sella"), r"shapes\[5\] label 'Sella': landmark 'S' already given"),
         (lambda d: d["shapes"][1].update(points=[["12a", 4]]), r"shapes\[1\] label 'N' x: coordinate '12a'"),
-        (lambda d: d["shapes"][1].update(points=[[1, None]]), r"shapes\[1\] label 'N' y: coordinate None"),
+        (lambda d: d["shapes"][1].update(points=[[1, None]]), r"shapes\[1\] label 'N': 'x' and 'y' must both be numbers or both null"),
         (lambda d: d["shapes"][1].update(points=[[1, 2], [3, 4]]), r"shapes\[1\] label 'N': 'points' must be"),
         (lambda d: d.pop("shapes"), r"x.json: not a labelme file"),
     ],

@@ -136,25 +136,25 @@ def clahe_2d(
         float tensor (float64 for float64 input, else float32) in ``[0, 1]``; an image without contrast
         (constant) gives zeros.
     """
-    n_img, height, width = image.shape
-    k0, k1 = default_kernel_size((height, width)) if kernel_size is None else kernel_size
+    n_img, size0, size1 = image.shape
+    k0, k1 = default_kernel_size((size0, size1)) if kernel_size is None else kernel_size
     out_dtype = torch.float64 if image.dtype == torch.float64 else torch.float32
     bins, contrast = _grey_bins(image, nbins)
 
     pad0, pad1 = k0 // 2, k1 // 2
-    end0 = (k0 - height % k0) % k0 + math.ceil(k0 / 2)
-    end1 = (k1 - width % k1) % k1 + math.ceil(k1 / 2)
+    end0 = (k0 - size0 % k0) % k0 + math.ceil(k0 / 2)
+    end1 = (k1 - size1 % k1) % k1 + math.ceil(k1 / 2)
     bins = reflect_pad_2d(bins, (pad0, end0, pad1, end1))
-    n_tiles = ((height + pad0 + end0) // k0 - 1, (width + pad1 + end1) // k1 - 1)
+    n_tiles = ((size0 + pad0 + end0) // k0 - 1, (size1 + pad1 + end1) // k1 - 1)
     maps = _tile_maps(bins, (k0, k1), n_tiles, clip_limit, nbins)
 
     # bilinear blend of the four neighbouring tile maps, only at the unpadded pixels
-    (r_a, r_b), (wr_a, wr_b) = _axis_weights(height, pad0, k0, n_tiles[0], image.device)
-    (c_a, c_b), (wc_a, wc_b) = _axis_weights(width, pad1, k1, n_tiles[1], image.device)
+    (r_a, r_b), (wr_a, wr_b) = _axis_weights(size0, pad0, k0, n_tiles[0], image.device)
+    (c_a, c_b), (wc_a, wc_b) = _axis_weights(size1, pad1, k1, n_tiles[1], image.device)
     flat_maps = maps.reshape(-1)
     img_base = torch.arange(n_img, device=image.device, dtype=torch.int32).view(-1, 1, 1) * (maps[0].numel())
-    pixel_bins = bins[:, pad0 : pad0 + height, pad1 : pad1 + width] + img_base
-    result = torch.zeros((n_img, height, width), dtype=torch.float32, device=image.device)
+    pixel_bins = bins[:, pad0 : pad0 + size0, pad1 : pad1 + size1] + img_base
+    result = torch.zeros((n_img, size0, size1), dtype=torch.float32, device=image.device)
     # scikit-image's order: edges (0, 0), (0, 1), (1, 0), (1, 1); float64 products summed in float32
     for rows, w_rows in ((r_a, wr_a), (r_b, wr_b)):
         for cols, w_cols in ((c_a, wc_a), (c_b, wc_b)):

@@ -18,10 +18,11 @@ import torch
 
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data.meta_obj import get_track_meta
-from monai.data.meta_tensor import MetaTensor
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends
-from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
+from monai.utils.type_conversion import convert_to_tensor
+
+from monai_ceph.transforms.utils import convert_like
 
 from ._clahe import clahe_2d
 from ._nlm import nl_means_2d
@@ -52,15 +53,6 @@ def _channels(img: NdarrayOrTensor, owner: str) -> torch.Tensor:
     if data.dtype == torch.bool or data.is_complex():
         raise ValueError(f"{owner}: expected a real-valued image, got dtype {data.dtype}.")
     return data
-
-
-def _like_input(out: torch.Tensor, img: NdarrayOrTensor) -> NdarrayOrTensor:
-    """``out`` as the input's type: numpy stays numpy, a tensor stays on its device (``MetaTensor`` keeps its
-    metadata while MONAI tracks metadata)."""
-    if isinstance(img, MetaTensor) and not get_track_meta():
-        img = img.as_tensor()
-    result, *_ = convert_to_dst_type(out, dst=img, dtype=out.dtype)
-    return result
 
 
 class CLAHE(Transform):
@@ -117,7 +109,7 @@ class CLAHE(Transform):
             img: channel-first 2-D image ``(C, dim0, dim1)``, numpy or torch, any real dtype.
         """
         out = clahe_2d(_channels(img, type(self).__name__), self.kernel_size, self.clip_limit, self.nbins)
-        return _like_input(out, img)
+        return convert_like(out, img)
 
 
 class NLMDenoise(Transform):
@@ -172,7 +164,7 @@ class NLMDenoise(Transform):
         if not data.is_floating_point():
             data = data.float()
         out = nl_means_2d(data, self.patch_size, self.patch_distance, self.h, self.sigma)
-        return _like_input(out, img)
+        return convert_like(out, img)
 
 
 class ToGreyscale(Transform):
@@ -198,5 +190,5 @@ class ToGreyscale(Transform):
         grey = torch.tensordot(w, x[:3].to(w.dtype), dims=1)[None]
         if x.is_floating_point():
             grey = grey.to(x.dtype)
-        out, *_ = convert_to_dst_type(grey, img, dtype=grey.dtype)
+        out = convert_like(grey, img)
         return out

@@ -1,6 +1,9 @@
-from .array import HeatmapToLandmarks, LandmarksToHeatmap, LoadLandmarks, as_spacing, landmark_visibility
+from .array import EnsureLandmarks, HeatmapToLandmarks, LandmarksToHeatmap, LoadLandmarks, as_spacing, landmark_visibility
 from .codec import GaussianHeatmapCodec
 from .dictionary import (
+    EnsureLandmarksD,
+    EnsureLandmarksd,
+    EnsureLandmarksDict,
     HeatmapToLandmarksD,
     HeatmapToLandmarksd,
     HeatmapToLandmarksDict,

@@ -1,4 +1,4 @@
-"""Array transforms for landmarks: loading/validation and the heatmap codec transforms.
+"""Array transforms for landmarks: checking what a datalist item holds, and the heatmap codec transforms.
 
 Landmarks are ``(N, 2)`` float arrays in the order of the image's spatial dims (``(x, y)`` for PNG/JPEG/DICOM as
 MONAI loads them), in pixel-index units (integer = pixel centre); missing landmarks are NaN rows. Spacing is
@@ -7,9 +7,7 @@ mm/pixel, shape ``(2,)``, in the same order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 import torch
@@ -20,10 +18,13 @@ from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type
 
 from monai_ceph.data.landmark_sets import LandmarkSet, get_landmark_set
-from monai_ceph.data.readers import check_spacing
+from monai_ceph.data.readers import landmarks_from_json
+from monai_ceph.deprecation import deprecated_alias
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
+from monai_ceph.transforms.utils import as_spacing, convert_like, landmark_visibility
 
 __all__ = [
+    "EnsureLandmarks",
     "LoadLandmarks",
     "LandmarksToHeatmap",
     "HeatmapToLandmarks",
@@ -32,65 +33,8 @@ __all__ = [
 ]
 
 
-def _as_output(tensor: torch.Tensor, like) -> NdarrayOrTensor:
-    """``tensor`` as a numpy array if ``like`` is one, else as a plain torch tensor on ``like``'s device."""
-    if isinstance(like, np.ndarray):
-        return tensor.detach().cpu().numpy()
-    device = like.device if isinstance(like, torch.Tensor) else None
-    return tensor.as_subclass(torch.Tensor).to(device) if device is not None else tensor.as_subclass(torch.Tensor)
-
-
-def as_spacing(spacing, spatial_dims: int = 2) -> torch.Tensor:
-    """Validate a pixel spacing (mm/pixel) and return it as a float32 tensor ``(spatial_dims,)``.
-
-    A single number means isotropic spacing. Raises ``ValueError`` (:class:`~monai_ceph.data.SpacingError`) for a
-    wrong length, text, a non-numeric value, or a value that is not finite and > 0; the checks are
-    :func:`monai_ceph.data.check_spacing`'s.
-    """
-    if isinstance(spacing, (str, bytes)) or spacing is None:
-        raise ValueError(f"spacing must be {spatial_dims} positive numbers (mm/pixel), got {spacing!r}.")
-    if isinstance(spacing, torch.Tensor):
-        if spacing.dtype == torch.bool or spacing.is_complex():
-            raise ValueError(f"spacing must be {spatial_dims} real numbers (mm/pixel), got {spacing!r}.")
-        spacing = spacing.detach().cpu().numpy()
-    return torch.as_tensor(check_spacing(spacing, "spacing", spatial_dims), dtype=torch.float32)
-
-
-def landmark_visibility(points: NdarrayOrTensor, spatial_size: Sequence[int]) -> NdarrayOrTensor:
-    """Visibility ``(N,)`` float32: 1 where a landmark is finite and inside the image, else 0.
-
-    Inside means ``-0.5 <= p < size - 0.5`` per dim (the area covered by the pixels, integer = pixel centre).
-    Returns the input's type.
-    """
-    p = torch.as_tensor(points, dtype=torch.float64)
-    size = torch.as_tensor([float(s) for s in spatial_size], dtype=torch.float64, device=p.device)
-    finite = torch.isfinite(p).all(-1)
-    inside = ((p >= -0.5) & (p < size - 0.5)).all(-1)
-    return _as_output((finite & inside).to(torch.float32), points)
-
-
-def _parse_point(index: int, point) -> list[float]:
-    """One ``[x, y]`` entry of a datalist: numbers, or null (missing)."""
-    if point is None:
-        return [math.nan, math.nan]
-    if isinstance(point, (str, bytes)) or not isinstance(point, Sequence):
-        raise ValueError(f"landmark {index} must be a pair [x, y] or null, got {point!r}.")
-    if len(point) != 2:
-        raise ValueError(f"landmark {index} must have 2 coordinates [x, y], got {len(point)}: {list(point)!r}.")
-    if point[0] is None and point[1] is None:
-        return [math.nan, math.nan]
-    if point[0] is None or point[1] is None:
-        raise ValueError(f"landmark {index} has one missing coordinate {list(point)!r}; use null for the whole point.")
-    coords = []
-    for value in point:
-        if isinstance(value, bool) or not isinstance(value, (Real, np.number)):
-            raise ValueError(f"landmark {index} has a non-numeric coordinate {value!r} in {list(point)!r}.")
-        coords.append(float(value))
-    return coords
-
-
-def _parse_points(landmarks) -> torch.Tensor:
-    """Datalist landmarks (list of pairs/null, or an (N, 2) array with NaN rows) as float64 ``(N, 2)``."""
+def _as_landmarks(landmarks) -> torch.Tensor:
+    """Datalist landmarks (list of ``[x, y]`` / null, or an (N, 2) array with NaN rows) as float64 ``(N, 2)``."""
     if isinstance(landmarks, np.ndarray) and landmarks.dtype == object:
         landmarks = landmarks.tolist()  # e.g. np.array of a list with None: parse entry by entry
     if isinstance(landmarks, (np.ndarray, torch.Tensor)):
@@ -101,34 +45,30 @@ def _parse_points(landmarks) -> torch.Tensor:
         if not real:
             raise ValueError(f"landmarks must be real numbers, got dtype {landmarks.dtype}.")
         values = torch.as_tensor(landmarks).detach().to(torch.float64)
-    elif isinstance(landmarks, Sequence) and not isinstance(landmarks, (str, bytes)):
-        values = torch.tensor([_parse_point(i, p) for i, p in enumerate(landmarks)], dtype=torch.float64)
-        values = values.reshape(len(landmarks), 2)
-    else:
-        raise ValueError(
-            f"landmarks must be a list of [x, y] pairs (null for missing), got {type(landmarks).__name__}."
-        )
-    if values.ndim != 2 or values.shape[-1] != 2:
-        raise ValueError(f"landmarks must have shape (N, 2), got {tuple(values.shape)}.")
-    partial = torch.isnan(values).any(-1) & ~torch.isnan(values).all(-1)
-    if bool(partial.any()):
-        first = int(partial.nonzero()[0])
-        raise ValueError(f"landmark {first} has one missing coordinate; missing points are NaN in both.")
-    if bool(torch.isinf(values).any()):
-        raise ValueError(f"landmark {int(torch.isinf(values).any(-1).nonzero()[0])} has an infinite coordinate.")
-    return values
+        if values.ndim != 2 or values.shape[-1] != 2:
+            raise ValueError(f"landmarks must have shape (N, 2), got {tuple(values.shape)}.")
+        partial = torch.isnan(values).any(-1) & ~torch.isnan(values).all(-1)
+        if bool(partial.any()):
+            first = int(partial.nonzero()[0])
+            raise ValueError(f"landmark {first} has one missing coordinate; missing landmarks are NaN in both.")
+        if bool(torch.isinf(values).any()):
+            raise ValueError(f"landmark {int(torch.isinf(values).any(-1).nonzero()[0])} has an infinite coordinate.")
+        return values
+    return torch.as_tensor(landmarks_from_json(landmarks, "landmarks"), dtype=torch.float64)
 
 
-class LoadLandmarks(Transform):
-    """Turn datalist landmarks into a float32 ``(N, 2)`` array with NaN rows for missing points, and check them.
+class EnsureLandmarks(Transform):
+    """Turn datalist landmarks into a float32 ``(N, 2)`` array with NaN rows for missing ones, and check them.
 
-    Accepts a list of ``[x, y]`` pairs with ``null``/``None`` for a missing landmark (the datalist format) or an
-    ``(N, 2)`` numpy array / tensor with NaN rows. A list gives a torch tensor; an array gives the input's type.
+    Reads no file: it ensures that what the datalist item holds is usable. Accepts a list of ``[x, y]`` pairs with
+    ``null``/``None`` for a missing landmark (the datalist format, parsed by
+    :func:`monai_ceph.data.landmarks_from_json`) or an ``(N, 2)`` numpy array / tensor with NaN rows. A list gives
+    a torch tensor; an array gives the input's type.
 
-    Checks: the shape is ``(N, 2)``; every value is numeric and finite (or the whole point missing); ``N`` matches
-    ``num_landmarks`` or the size of the landmark set; and, given the image's ``spatial_size``, every present point
-    lies inside the image (``-0.5 <= p < size - 0.5``), which catches swapped or 1-based coordinates.
-    Errors are ``ValueError`` naming the landmark index and the problem.
+    Checks: the shape is ``(N, 2)``; every value is numeric and finite (or the whole landmark missing); ``N``
+    matches ``num_landmarks`` or the size of the landmark set; and, given the image's ``spatial_size``, every
+    present landmark lies inside the image (``-0.5 <= p < size - 0.5``), which catches swapped or 1-based
+    coordinates. Errors are ``ValueError`` naming the landmark and the problem.
 
     Args:
         num_landmarks: expected number of landmarks.
@@ -180,9 +120,9 @@ class LoadLandmarks(Transform):
         Args:
             landmarks: list of ``[x, y]`` / ``None``, or an ``(N, 2)`` array with NaN rows.
             landmark_set: the item's landmark set, checked against ``N``.
-            spatial_size: the image's spatial size; when given, present points must lie inside it.
+            spatial_size: the image's spatial size; when given, present landmarks must lie inside it.
         """
-        values = _parse_points(landmarks)
+        values = _as_landmarks(landmarks)
         expected = self.expected_count(landmark_set)
         if expected is not None and values.shape[0] != expected:
             named = landmark_set if landmark_set is not None else self.landmark_set
@@ -204,6 +144,11 @@ class LoadLandmarks(Transform):
         like = landmarks if isinstance(landmarks, (np.ndarray, torch.Tensor)) else torch.empty(0)
         out, *_ = convert_to_dst_type(values, like, dtype=self.dtype)
         return out
+
+
+@deprecated_alias("EnsureLandmarks")
+class LoadLandmarks(EnsureLandmarks):
+    """Deprecated name of :class:`EnsureLandmarks` (it reads no file)."""
 
 
 class LandmarksToHeatmap(Transform):
@@ -235,7 +180,7 @@ class LandmarksToHeatmap(Transform):
         points = torch.as_tensor(landmarks)
         if points.ndim != 2 or points.shape[-1] != 2:
             raise ValueError(f"landmarks must have shape (K, 2), got {tuple(points.shape)}.")
-        return _as_output(self.codec.encode(points, spatial_size, spacing), landmarks)
+        return convert_like(self.codec.encode(points, spatial_size, spacing), landmarks, keep_meta=False)
 
 
 class HeatmapToLandmarks(Transform):
@@ -267,4 +212,4 @@ class HeatmapToLandmarks(Transform):
             numpy input, else plain torch tensors on the input's device.
         """
         points, confidence = self.codec.decode(torch.as_tensor(heatmap), spacing=spacing, logits=self.logits)
-        return _as_output(points, heatmap), _as_output(confidence, heatmap)
+        return convert_like(points, heatmap, keep_meta=False), convert_like(confidence, heatmap, keep_meta=False)

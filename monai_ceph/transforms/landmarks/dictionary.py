@@ -1,8 +1,10 @@
 """Dictionary wrappers of :mod:`monai_ceph.transforms.landmarks.array`.
 
-Sample keys (package conventions): ``"image"``, ``"landmarks"`` ``(N, 2)``, ``"spacing"`` ``(2,)``, ``"id"``,
-``"landmark_set"``, ``"landmark_mask"`` ``(N,)``, ``"label"`` (target heatmaps), ``"pred"`` (network output),
-``"pred_landmarks"`` ``(N, 2)``, ``"pred_confidence"`` ``(N,)``.
+Sample keys (package conventions): ``"image"``, ``"landmarks"`` ``(N, 2)`` (the ground truth), ``"spacing"``
+``(2,)``, ``"id"``, ``"landmark_set"``, ``"landmark_mask"`` ``(N,)``, ``"heatmap"`` (target heatmaps, the default of
+:class:`LandmarksToHeatmapd`; the bundle names them ``"label"``, MONAI's training key), ``"pred"`` (network output),
+``"pred_landmarks"`` ``(N, 2)``, ``"pred_confidence"`` ``(N,)``. A MONAI Label *label* is a file of landmarks
+(:mod:`monai_ceph.data.monailabel`), never a heatmap.
 """
 
 from __future__ import annotations
@@ -14,22 +16,21 @@ import torch
 
 from monai.config import KeysCollection
 from monai.data.meta_tensor import MetaTensor
+from monai.data.utils import to_affine_nd
 from monai.transforms.transform import MapTransform
 from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple
 
 from monai_ceph.data.landmark_sets import LandmarkSet
-from monai_ceph.transforms.landmarks.array import (
-    HeatmapToLandmarks,
-    LandmarksToHeatmap,
-    LoadLandmarks,
-    as_spacing,
-    landmark_visibility,
-)
+from monai_ceph.deprecation import deprecated_alias
+from monai_ceph.transforms.landmarks.array import EnsureLandmarks, HeatmapToLandmarks, LandmarksToHeatmap
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
-from monai_ceph.transforms.spatial.array import record_source_affine
+from monai_ceph.transforms.utils import as_spacing, landmark_visibility, record_source_affine
 
 __all__ = [
+    "EnsureLandmarksd",
+    "EnsureLandmarksD",
+    "EnsureLandmarksDict",
     "LoadLandmarksd",
     "LoadLandmarksD",
     "LoadLandmarksDict",
@@ -65,8 +66,8 @@ def _aligned(keys: tuple, others: KeysCollection | None, name: str) -> tuple:
     return others
 
 
-class LoadLandmarksd(MapTransform):
-    """Dictionary-based :class:`~monai_ceph.transforms.LoadLandmarks`, plus spacing and visibility.
+class EnsureLandmarksd(MapTransform):
+    """Dictionary-based :class:`~monai_ceph.transforms.EnsureLandmarks`, plus spacing and visibility.
 
     For each landmark key: parse and validate (shape ``(N, 2)``, numeric, count against ``num_landmarks`` or the
     item's ``landmark_set``, inside the loaded image when ``check_bounds``), giving a float32 ``(N, 2)`` with NaN
@@ -76,7 +77,7 @@ class LoadLandmarksd(MapTransform):
     :class:`~monai_ceph.transforms.LandmarksToSourced`. Errors are ``ValueError`` naming the item (id, image path),
     the key and the problem.
 
-    Use after ``LoadImaged`` (the image gives the bounds); it does not read the image otherwise.
+    Use after ``LoadImaged`` (the image gives the bounds); it reads no file.
 
     Args:
         keys: landmark keys, default ``"landmarks"``.
@@ -91,7 +92,7 @@ class LoadLandmarksd(MapTransform):
         allow_missing_keys: don't raise if a landmark key is missing (e.g. inference items).
     """
 
-    backend = LoadLandmarks.backend
+    backend = EnsureLandmarks.backend
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class LoadLandmarksd(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadLandmarks(num_landmarks=num_landmarks, landmark_set=landmark_set, dtype=dtype)
+        self.ensurer = EnsureLandmarks(num_landmarks=num_landmarks, landmark_set=landmark_set, dtype=dtype)
         self.landmark_set_key = landmark_set_key
         self.spacing_key = spacing_key
         self.mask_keys = _aligned(self.keys, mask_keys, "mask_keys")
@@ -125,7 +126,7 @@ class LoadLandmarksd(MapTransform):
         landmark_set = d.get(self.landmark_set_key) if self.landmark_set_key is not None else None
         for key, mask_key in self.key_iterator(d, self.mask_keys):
             try:
-                d[key] = self.loader(d[key], landmark_set=landmark_set, spatial_size=spatial_size)
+                d[key] = self.ensurer(d[key], landmark_set=landmark_set, spatial_size=spatial_size)
             except (ValueError, KeyError) as e:
                 raise ValueError(f"{item}: {key!r}: {e}") from e
             if mask_key is not None:
@@ -154,7 +155,7 @@ class LandmarksToHeatmapd(MapTransform):
 
     Args:
         keys: landmark keys, default ``"landmarks"``.
-        heatmap_keys: output keys, aligned with ``keys``; default ``"label"``.
+        heatmap_keys: output keys, aligned with ``keys``; default ``"heatmap"``.
         codec: the :class:`GaussianHeatmapCodec` shared with :class:`HeatmapToLandmarksd`.
         ref_key: image key giving the spatial size and metadata.
         spatial_size: explicit model-input size (overrides ``ref_key``'s).
@@ -168,7 +169,7 @@ class LandmarksToHeatmapd(MapTransform):
     def __init__(
         self,
         keys: KeysCollection = "landmarks",
-        heatmap_keys: KeysCollection = "label",
+        heatmap_keys: KeysCollection = "heatmap",
         codec: GaussianHeatmapCodec | None = None,
         ref_key: str | None = "image",
         spatial_size: Sequence[int] | None = None,
@@ -205,19 +206,11 @@ class LandmarksToHeatmapd(MapTransform):
                 heatmap = MetaTensor(heatmap, meta=dict(image.meta))
                 if self.codec.stride != 1:
                     stride = torch.as_tensor(scale_affine(size, self.codec.heatmap_size(size)), dtype=torch.float64)
-                    heatmap.affine = image.affine @ _embed(stride, image.affine.shape[-1])
+                    heatmap.affine = image.affine @ to_affine_nd(image.affine.shape[-1] - 1, stride)
             d[heatmap_key] = heatmap
             if mask_key is not None:
                 d[mask_key] = landmark_visibility(d[key], size)
         return d
-
-
-def _embed(matrix: torch.Tensor, n: int) -> torch.Tensor:
-    """A 2-D homogeneous (3x3) matrix embedded in an ``n x n`` affine."""
-    out = torch.eye(n, dtype=torch.float64)
-    out[:2, :2] = matrix[:2, :2]
-    out[:2, -1] = matrix[:2, -1]
-    return out
 
 
 class HeatmapToLandmarksd(MapTransform):
@@ -269,6 +262,12 @@ class HeatmapToLandmarksd(MapTransform):
         return d
 
 
+@deprecated_alias("EnsureLandmarksd")
+class LoadLandmarksd(EnsureLandmarksd):
+    """Deprecated name of :class:`EnsureLandmarksd` (it reads no file)."""
+
+
+EnsureLandmarksD = EnsureLandmarksDict = EnsureLandmarksd
 LoadLandmarksD = LoadLandmarksDict = LoadLandmarksd
 LandmarksToHeatmapD = LandmarksToHeatmapDict = LandmarksToHeatmapd
 HeatmapToLandmarksD = HeatmapToLandmarksDict = HeatmapToLandmarksd

@@ -18,13 +18,13 @@ from monai.transforms.spatial.dictionary import RandAffined
 from monai.transforms.transform import MapTransform
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
-from monai_ceph.transforms.landmarks.array import landmark_visibility
-from monai_ceph.transforms.spatial.array import (
+from monai_ceph.transforms.spatial.array import LandmarksToSource, ResizeWithLandmarks
+from monai_ceph.deprecation import renamed_arg
+from monai_ceph.transforms.utils import (
     MODEL_SPATIAL_SIZE,
-    LandmarksToSource,
-    ResizeWithLandmarks,
-    _carry,
+    carry_landmarks,
     image_affine,
+    landmark_visibility,
     model_to_source_affine,
     record_source_affine,
     transform_spacing,
@@ -64,11 +64,11 @@ class _LandmarkCompanions:
         for key, mask_key in zip(self.landmark_keys, self.mask_keys):
             if key not in d:
                 continue
-            d[key], _ = _carry(before, image, d[key], None)
+            d[key], _ = carry_landmarks(before, image, d[key], None)
             if mask_key is not None:
                 d[mask_key] = landmark_visibility(d[key], image.shape[1:])
         if self.spacing(d) is not None:
-            _, d[self.spacing_key] = _carry(before, image, None, d[self.spacing_key])
+            _, d[self.spacing_key] = carry_landmarks(before, image, None, d[self.spacing_key])
 
 
 class ResizeWithLandmarksd(MapTransform, InvertibleTransform):
@@ -84,14 +84,16 @@ class ResizeWithLandmarksd(MapTransform, InvertibleTransform):
         landmark_keys: ``(N, 2)`` landmark keys that follow the first image key.
         spacing_key: spacing key (mm/pixel ``(2,)``) updated to ``old * old_size / new_size``; ``None`` to skip.
         mask_keys: visibility outputs aligned with ``landmark_keys`` (1 = finite and inside the output image).
-        spatial_size, pixel_spacing, keep_aspect, anti_aliasing, anti_aliasing_sigma, padding_mode, dtype: as
+        spatial_size, target_spacing, keep_aspect, anti_aliasing, anti_aliasing_sigma, padding_mode, dtype: as
             :class:`~monai_ceph.transforms.ResizeWithLandmarks`.
         mode: interpolation mode, one per key or shared (e.g. ``("bilinear", "nearest")``).
         allow_missing_keys: don't raise if an image key is missing.
+        pixel_spacing: deprecated name of ``target_spacing``.
     """
 
     backend = ResizeWithLandmarks.backend
 
+    @renamed_arg("pixel_spacing", "target_spacing")
     def __init__(
         self,
         keys: KeysCollection = "image",
@@ -99,7 +101,7 @@ class ResizeWithLandmarksd(MapTransform, InvertibleTransform):
         spacing_key: str | None = "spacing",
         mask_keys: KeysCollection | None = "landmark_mask",
         spatial_size: Sequence[int] | None = MODEL_SPATIAL_SIZE,
-        pixel_spacing: Sequence[float] | float | None = None,
+        target_spacing: Sequence[float] | float | None = None,
         keep_aspect: bool = False,
         mode: Sequence[str] | str = "bilinear",
         anti_aliasing: bool = True,
@@ -107,13 +109,14 @@ class ResizeWithLandmarksd(MapTransform, InvertibleTransform):
         padding_mode: str = "constant",
         dtype: torch.dtype = torch.float32,
         allow_missing_keys: bool = False,
+        pixel_spacing: Sequence[float] | float | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.companions = _LandmarkCompanions(landmark_keys, mask_keys, spacing_key)
         self.resizers = [
             ResizeWithLandmarks(
                 spatial_size=spatial_size,
-                pixel_spacing=pixel_spacing,
+                target_spacing=target_spacing,
                 keep_aspect=keep_aspect,
                 mode=m,
                 anti_aliasing=anti_aliasing,

@@ -16,7 +16,7 @@ from monai_ceph.transforms import (
     LandmarksToSourceD,
     LandmarksToSourced,
     LandmarksToSourceDict,
-    LoadLandmarksd,
+    EnsureLandmarksd,
     ResizeWithLandmarks,
     ResizeWithLandmarksD,
     ResizeWithLandmarksd,
@@ -36,8 +36,8 @@ CASES = [
     ({"spatial_size": (450, 400)}, (450, 400), (0.1 * 300 / 450, 0.12 * 240 / 400)),  # up
     # physical extent 30 x 28.8 mm into 128 x 128: 30 / 128 mm/px -> 128 x 123 (round(28.8 / 0.234375) = 123)
     ({"spatial_size": (128, 128), "keep_aspect": True}, (128, 128), (0.1 * 300 / 128, 0.12 * 240 / 123)),
-    ({"spatial_size": None, "pixel_spacing": (0.25, 0.3)}, (120, 96), (0.25, 0.3)),
-    ({"spatial_size": (100, 100), "pixel_spacing": 0.25}, (100, 100), (0.25, 0.12 * 240 / 115)),  # crop + pad
+    ({"spatial_size": None, "target_spacing": (0.25, 0.3)}, (120, 96), (0.25, 0.3)),
+    ({"spatial_size": (100, 100), "target_spacing": 0.25}, (100, 100), (0.25, 0.12 * 240 / 115)),  # crop + pad
 ]
 
 
@@ -100,7 +100,7 @@ def test_keep_aspect_pads_symmetrically(blob_image):
 def test_points_cropped_away_keep_their_coordinates_and_lose_visibility():
     data = {"image": MetaTensor(torch.zeros(1, 400, 100)), "landmarks": torch.tensor([[5.0, 50.0], [200.0, 50.0]]),
             "spacing": torch.tensor([0.1, 0.1])}
-    d = ResizeWithLandmarksd(spatial_size=(100, 100), pixel_spacing=0.2)(data)  # 200 x 50, centre crop/pad
+    d = ResizeWithLandmarksd(spatial_size=(100, 100), target_spacing=0.2)(data)  # 200 x 50, centre crop/pad
     # dim0: 400 -> 200 (x 0.5), crop 50 each side; dim1: 100 -> 50, pad 25
     np.testing.assert_allclose(d["landmarks"].numpy(), [[(5.5 / 2 - 0.5) - 50, 49.75], [49.75, 49.75]], atol=1e-5)
     np.testing.assert_array_equal(d["landmark_mask"].numpy(), [0.0, 1.0])
@@ -135,7 +135,7 @@ def test_inverse_survives_collate_and_decollate():
          "landmarks": [[10.25, 20.5], [s[0] - 1.0, s[1] - 1.5], None]}
         for i, s in enumerate(sizes)
     ]
-    pre = Compose([LoadLandmarksd(), ResizeWithLandmarksd(spatial_size=(64, 80), keep_aspect=True)])
+    pre = Compose([EnsureLandmarksd(), ResizeWithLandmarksd(spatial_size=(64, 80), keep_aspect=True)])
     batch = next(iter(DataLoader(Dataset(items, pre), batch_size=2, num_workers=0)))
     assert batch["image"].shape == (2, 1, 64, 80) and batch["landmarks"].shape == (2, 3, 2)
     assert model_to_source_affine(batch["image"]).shape == (2, 3, 3)  # batched mapping on the collated batch
@@ -161,9 +161,9 @@ def test_non_2d_image_is_rejected(image, match):
 
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="needs the image's spacing"):
-        ResizeWithLandmarks(spatial_size=None, pixel_spacing=0.2)(torch.zeros(1, 8, 8))
+        ResizeWithLandmarks(spatial_size=None, target_spacing=0.2)(torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match="finite and > 0"):
-        ResizeWithLandmarks(pixel_spacing=-0.2)
+        ResizeWithLandmarks(target_spacing=-0.2)
     with pytest.raises(ValueError, match="spatial_size must be 2 positive integers"):
         ResizeWithLandmarks(spatial_size=(576, 0))
     with pytest.raises(ValueError, match="original_affine"):
@@ -179,14 +179,14 @@ def test_real_isbi_image_round_trip_through_heatmaps(isbi_dir):
     codec = GaussianHeatmapCodec(sigma=2.0)
     pre = Compose([
         LoadImaged("image", ensure_channel_first=True),
-        LoadLandmarksd(landmark_set="isbi2015"),
+        EnsureLandmarksd(landmark_set="isbi2015"),
         ResizeWithLandmarksd(spatial_size=(MODEL_SPATIAL_SIZE[0] // 4, MODEL_SPATIAL_SIZE[1] // 4)),
         LandmarksToHeatmapd(codec=codec),
     ])
     d = pre({"image": str(isbi_dir / "images" / row[0]), "landmarks": points.tolist(), "spacing": [0.1, 0.1]})
-    assert d["image"].shape == (3, 144, 184) and d["label"].shape == (19, 144, 184)
+    assert d["image"].shape == (3, 144, 184) and d["heatmap"].shape == (19, 144, 184)
     np.testing.assert_allclose(d["spacing"].numpy(), [0.1 * 1935 / 144, 0.1 * 2400 / 184], rtol=1e-6)
-    d["pred"] = torch.logit(d["label"].as_tensor().double().clamp(1e-12, 1 - 1e-12))
+    d["pred"] = torch.logit(d["heatmap"].as_tensor().double().clamp(1e-12, 1 - 1e-12))
     post = Compose([HeatmapToLandmarksd(codec=codec, logits=True),
                     LandmarksToSourced(keys=("pred_landmarks",), spacing_key="spacing")])
     out = post(d)
@@ -196,3 +196,14 @@ def test_real_isbi_image_round_trip_through_heatmaps(isbi_dir):
     error = np.linalg.norm(out["pred_landmarks"].numpy() - points, axis=1)
     assert error[inside.numpy()].max() < 0.02 * 1935 / 144
     np.testing.assert_allclose(out["spacing"].numpy(), [0.1, 0.1], rtol=1e-5)
+
+
+def test_deprecated_pixel_spacing_is_the_target_spacing():
+    image = MetaTensor(torch.zeros(1, 40, 20))
+    with pytest.warns(FutureWarning, match="use target_spacing instead"):
+        old = ResizeWithLandmarks(spatial_size=None, pixel_spacing=0.2)
+    assert old.target_spacing == pytest.approx((0.2, 0.2))
+    assert old(image, spacing=[0.1, 0.1])[0].shape == (1, 20, 10)
+    with pytest.warns(FutureWarning, match="use target_spacing instead"):
+        d = ResizeWithLandmarksd(spatial_size=None, pixel_spacing=0.4)({"image": image, "spacing": [0.1, 0.1]})
+    assert d["image"].shape == (1, 10, 5)

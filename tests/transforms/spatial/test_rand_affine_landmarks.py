@@ -7,7 +7,7 @@ from monai.transforms import Compose, RandAffined, RandomizableTransform
 
 from monai_ceph.transforms import (
     LandmarksToSourced,
-    LoadLandmarksd,
+    EnsureLandmarksd,
     RandAffineWithLandmarks,
     RandAffineWithLandmarksD,
     RandAffineWithLandmarksd,
@@ -82,7 +82,7 @@ def test_inverse_and_mapping_to_source_after_resize_and_augmentation():
     items = {"image": MetaTensor(torch.zeros(1, 300, 240)), "spacing": [0.1, 0.1], "id": "x",
              "landmarks": [[131.37, 97.81], [10.0, 230.5]]}
     pre = Compose([
-        LoadLandmarksd(),
+        EnsureLandmarksd(),
         ResizeWithLandmarksd(spatial_size=(96, 80)),
         RandAffineWithLandmarksd(keys="image", prob=1.0, **AUGMENT),
     ]).set_random_state(11)

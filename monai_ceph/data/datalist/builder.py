@@ -1,44 +1,20 @@
-"""Build a MONAI datalist JSON from a landmark dataset, with its standard split or a seeded one.
-
-A datalist has the keys ``"training"``, ``"validation"`` and ``"test"`` (all three always present), each a list
-of items ``{"image": path, "landmarks": [[x, y], ...], "spacing": [sx, sy], "id": "001",
-"landmark_set": "isbi2015"}`` in the package convention (pixel-index ``(x, y)``, mm/pixel, a missing landmark
-written as ``[null, null]``), plus descriptive keys (``"name"``, ``"landmark_set"``, ``"landmark_names"``,
-``"ground_truth"``, ``"split"``). It loads with :py:func:`monai.data.load_decathlon_datalist` (which resolves
-relative image paths against the JSON's folder).
-
-Standard splits:
-
-- ISBI 2015 (both layouts): ``"training"`` = 001-150, ``"validation"`` = Test1 (151-300), ``"test"`` = Test2
-  (301-400), the challenge's split and what published results use. Note that "validation" is an official
-  test set: a model selected on it and reported on it is reported optimistically; use Test2 (``"test"``) for
-  an untouched figure, or a seeded split.
-- Aariz: its ``train``/``valid``/``test`` folders.
-- labelme folders have none: a seeded split with fractions :data:`DEFAULT_FRACTIONS` is used.
-
-A seeded split (``split=(f_train, f_val, f_test)``) pools every record, orders them by id, permutes them with
-``numpy.random.default_rng(seed)`` and cuts by the fractions, rounded so that the counts add up to the total
-(MONAI's ``partition_dataset`` rounds each part on its own and can drop an item).
-
-Command line: ``python -m monai_ceph.data.datalist DATASET_DIR OUTPUT.json [--format ...]`` (see ``--help``).
-"""
+"""The datalist builder: records of a dataset -> a split MONAI datalist (see :mod:`monai_ceph.data.datalist`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .aariz import load_aariz
-from .isbi import load_isbi2015, load_isbi2015_original
-from .labelme import load_labelme
-from .landmark_sets import get_landmark_set
-from .readers import DataFileError, LandmarkRecord
+from ..aariz import load_aariz
+from ..atomic import atomic_write_text
+from ..isbi import load_isbi2015, load_isbi2015_original
+from ..labelme import load_labelme
+from ..landmark_sets import get_landmark_set
+from ..readers import LandmarkRecord
 
 __all__ = [
     "DATALIST_KEYS",
@@ -50,7 +26,6 @@ __all__ = [
     "build_datalist",
     "datalist_from_records",
     "write_datalist",
-    "main",
 ]
 
 DATALIST_KEYS = ("training", "validation", "test")
@@ -239,7 +214,8 @@ def _default_ground_truth(fmt: str) -> str:
 
 
 def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = False) -> Path:
-    """Write ``datalist`` as JSON to ``path`` (folders created) and return the path.
+    """Write ``datalist`` as JSON to ``path`` (folders created; atomically: an existing file is replaced only by a
+    complete one) and return the path.
 
     Args:
         datalist: as built by :func:`build_datalist`.
@@ -248,7 +224,6 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
             ``load_decathlon_datalist`` joins them back with that folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = dict(datalist)
     if relative:
         base = os.path.abspath(path.parent)
@@ -257,48 +232,5 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
                 {**item, "image": Path(os.path.relpath(os.path.abspath(item["image"]), base)).as_posix()}
                 for item in datalist.get(key, [])
             ]
-    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, json.dumps(out, indent=1) + "\n")
 
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m monai_ceph.data.datalist",
-        description="Write a MONAI datalist JSON (training/validation/test) of a cephalometric landmark dataset. "
-        "ISBI 2015 standard split: training = 001-150, validation = Test1 (151-300), test = Test2 (301-400); "
-        "Aariz: its train/valid/test folders; labelme: a seeded split.",
-    )
-    p.add_argument("dataset_dir", help="dataset folder")
-    p.add_argument("output", help="datalist JSON to write")
-    p.add_argument("--format", dest="fmt", default="isbi2015", choices=DATASET_FORMATS,
-                   help="dataset layout (default: %(default)s)")
-    p.add_argument("--ground-truth", default=None,
-                   help="isbi2015: senior (default) | average; isbi2015_original: senior | junior | average; "
-                   "aariz: average (default) | senior | junior")
-    p.add_argument("--split", nargs=3, type=float, default=None, metavar=("TRAIN", "VAL", "TEST"),
-                   help="fractions for a seeded split of all images instead of the standard split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the seeded split (default: %(default)s)")
-    p.add_argument("--landmark-set", default=None, help="aariz: aariz (default) | isbi2015; labelme: set of the labels")
-    p.add_argument("--spacing", nargs="+", type=float, default=None, metavar="MM",
-                   help="labelme: mm/pixel (one value, or x y) for images that carry none")
-    p.add_argument("--relative", action="store_true", help="write image paths relative to the output's folder")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        datalist = build_datalist(args.dataset_dir, args.fmt, args.ground_truth, args.split, args.seed,
-                                  args.landmark_set, args.spacing)
-        path = write_datalist(datalist, args.output, relative=args.relative)
-    except (DataFileError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    counts = ", ".join(f"{k} {len(datalist[k])}" for k in DATALIST_KEYS)
-    print(f"wrote {path}: {counts}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -183,15 +183,15 @@ def test_dictionary_transforms_share_one_codec_and_keep_image_metadata():
     image = MetaTensor(torch.zeros(1, *SIZE), affine=affine, meta={"filename_or_obj": "x.png"})
     points = random_points(5, SIZE, margin=12, seed=6)
     d = LandmarksToHeatmapd(codec=codec)({"image": image, "landmarks": points})
-    label = d["label"]
-    assert isinstance(label, MetaTensor) and label.shape == (5, 48, 56)
-    assert label.meta["filename_or_obj"] == "x.png"
+    heatmap = d["heatmap"]
+    assert isinstance(heatmap, MetaTensor) and heatmap.shape == (5, 48, 56)
+    assert heatmap.meta["filename_or_obj"] == "x.png"
     np.testing.assert_array_equal(d["landmark_mask"], np.ones(5, np.float32))
     # heatmap pixel q covers input pixels around (q + 0.5) * 2 - 0.5: same world position through both affines
     q = torch.tensor([3.0, 7.0, 0.0, 1.0], dtype=torch.float64)
     p = torch.tensor([(3.0 + 0.5) * 2 - 0.5, (7.0 + 0.5) * 2 - 0.5, 0.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(label.affine @ q, image.affine @ p)
-    d["pred"] = label
+    torch.testing.assert_close(heatmap.affine @ q, image.affine @ p)
+    d["pred"] = heatmap
     out = HeatmapToLandmarksd(codec=codec)(d)
     assert out["pred_landmarks"].shape == (5, 2) and out["pred_confidence"].shape == (5,)
     assert (out["pred_landmarks"] - points).abs().max() <= 0.02
@@ -203,14 +203,14 @@ def test_heatmap_mask_marks_missing_and_outside_points():
     points = torch.tensor([[10.0, 10.0], [math.nan, math.nan], [-1.0, 10.0], [95.4, 111.4]])
     d = LandmarksToHeatmapd(ref_key=None, spatial_size=SIZE)({"landmarks": points})
     np.testing.assert_array_equal(d["landmark_mask"], [1.0, 0.0, 0.0, 1.0])
-    assert d["label"][1].abs().max() == 0 and d["label"][2].max() > 0  # outside: the tail is still rendered
+    assert d["heatmap"][1].abs().max() == 0 and d["heatmap"][2].max() > 0  # outside: the tail is still rendered
 
 
 def test_dictionary_encoder_reads_the_spacing_for_sigma_in_mm():
     codec = GaussianHeatmapCodec(sigma=1.0, sigma_unit="mm", normalize=True)
     data = {"landmarks": torch.tensor([[40.0, 50.0]]), "spacing": torch.tensor([0.1, 0.2])}
     d = LandmarksToHeatmapd(codec=codec, ref_key=None, spatial_size=SIZE)(data)
-    assert d["label"][0, 50, 50].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 10 px along dim0
-    assert d["label"][0, 40, 55].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 5 px along dim1
+    assert d["heatmap"][0, 50, 50].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 10 px along dim0
+    assert d["heatmap"][0, 40, 55].item() == pytest.approx(math.exp(-0.5), rel=1e-5)  # 1 mm = 5 px along dim1
     with pytest.raises(ValueError, match="sigma is in mm but the data has no spacing key 'spacing'"):
         LandmarksToHeatmapd(codec=codec, ref_key=None, spatial_size=SIZE)({"landmarks": data["landmarks"]})

@@ -1,0 +1,173 @@
+"""Bad-input catalogue, data lane: the datalist command line and the data layer's entry points. Each case asserts
+the exit status or exception, that the message names the file (or entry, section, option) and the fault, and that
+nothing already written was lost."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from monai_ceph.data import (
+    DataFileError,
+    LazyDatalist,
+    atomic_write_text,
+    check_section,
+    datalist_landmark_set,
+    load_datalist,
+)
+from monai_ceph.data.datalist import main
+
+KEEP = '{"training": ["written before"]}\n'
+
+
+@pytest.fixture
+def output(tmp_path):
+    """An existing datalist the failing runs must leave as it was."""
+    path = tmp_path / "out" / "datalist.json"
+    path.parent.mkdir()
+    path.write_text(KEEP)
+    return path
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _assert_failed(code, err, *parts):
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, (part, err)
+
+
+def test_missing_dataset_folder(capsys, tmp_path, output):
+    code, err = _run(capsys, tmp_path / "nowhere", output)
+    _assert_failed(code, err, "nowhere")
+    assert output.read_text() == KEEP
+
+
+def test_bad_coordinate_names_the_csv_and_line(capsys, isbi_csv_dataset, output):
+    csv = isbi_csv_dataset / "test1_senior.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[3] = "12px"
+    lines[1] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n")
+    code, err = _run(capsys, isbi_csv_dataset, output)
+    _assert_failed(code, err, "test1_senior.csv", "line 2", "'12px' is not a number")
+    assert output.read_text() == KEEP
+
+
+def test_seeded_split_with_bad_fractions(capsys, isbi_csv_dataset, output):
+    code, err = _run(capsys, isbi_csv_dataset, output, "--split", "1", "-1", "0")
+    _assert_failed(code, err, str(isbi_csv_dataset), "split fractions must be 3 non-negative numbers")
+    assert output.read_text() == KEEP
+
+
+def test_option_that_does_not_apply(capsys, tmp_path, output):
+    (tmp_path / "lm").mkdir()
+    code, err = _run(capsys, tmp_path / "lm", output, "--format", "labelme", "--ground-truth", "senior")
+    _assert_failed(code, err, "lm", "ground_truth does not apply")
+
+
+def test_labelme_image_without_spacing(capsys, tmp_path, output):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    Image.new("L", (100, 80)).save(folder / "a.png")
+    (folder / "a.json").write_text(json.dumps({"shapes": [{"label": "S", "points": [[1, 2]], "shape_type": "point"}],
+                                               "imagePath": "a.png"}))
+    with pytest.warns(UserWarning):
+        code, err = _run(capsys, folder, output, "--format", "labelme")
+    _assert_failed(code, err, "a.png", "carries no pixel spacing")
+    assert output.read_text() == KEEP
+
+
+def test_output_that_cannot_be_written(capsys, isbi_csv_dataset, tmp_path):
+    (tmp_path / "taken").mkdir()  # a folder where the JSON should go
+    code, err = _run(capsys, isbi_csv_dataset, tmp_path / "taken")
+    _assert_failed(code, err, "taken", "cannot write the datalist")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".taken")]  # no temporary file left
+
+
+def test_unknown_format_is_a_usage_error(capsys, tmp_path, output):
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path), str(output), "--format", "dicomdir"])
+    assert e.value.code == 2 and "invalid choice: 'dicomdir'" in capsys.readouterr().err
+
+
+def test_the_command_prints_one_line_and_no_traceback(tmp_path, output):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-m", "monai_ceph.data.datalist", str(tmp_path / "nowhere"), str(output)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")][0].startswith("error: ")
+    assert "nowhere" in result.stderr and output.read_text() == KEEP
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "d.json"
+    path.write_text(KEEP)
+
+    def full_disk(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(path, '{"training": []}')
+    assert path.read_text() == KEEP and [p.name for p in tmp_path.iterdir()] == ["d.json"]
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", r"not valid JSON"),
+    ("[1, 2]", r"expected an object of sections, got list"),
+    ('{"training": {"image": "a.png"}}', r"\[training\]: a section must be a list of items, got dict"),
+    ('{"training": ["a.png"]}', r"\[training\] entry 0: expected an object"),
+])
+def test_bad_datalist_files_name_the_file_and_the_fault(tmp_path, content, match):
+    path = tmp_path / "mine.json"
+    path.write_text(content)
+    with pytest.raises(DataFileError, match=r"mine.json.*" + match):
+        load_datalist(path)
+    assert path.read_text() == content
+
+
+def _datalist(tmp_path, validation):
+    Image.new("L", (100, 80)).save(tmp_path / "a.png")
+    item = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": [0.1, 0.1], "id": "a"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [item], "validation": [item] if validation else []}))
+    return path
+
+
+def test_a_needed_empty_section_fails_naming_section_and_file(tmp_path):
+    datalist = load_datalist(_datalist(tmp_path, validation=False))
+    with pytest.raises(DataFileError, match=r"mine.json: datalist section 'validation' is empty.*'training': 1"):
+        check_section(datalist, ["training", "validation"])
+    with pytest.raises(DataFileError, match=r"mine.json: datalist section 'test2' is missing"):
+        check_section(datalist, "test2")
+    good = load_datalist(_datalist(tmp_path, validation=True))
+    assert check_section(good, ["training", "validation"]) is good
+
+
+def test_items_of_two_landmark_sets_are_refused(tmp_path):
+    datalist = load_datalist(_datalist(tmp_path, validation=True))
+    assert datalist_landmark_set(datalist) == "isbi2015"
+    datalist["test"] = [dict(datalist["training"][0], landmark_set="aariz", id="b")]
+    with pytest.raises(DataFileError, match=r"mine.json: items of different landmark sets \(isbi2015 at "
+                                            r"\[training\] entry 0 \(id 'a'\), aariz at \[test\] entry 0 \(id 'b'\)"):
+        datalist_landmark_set(datalist)
+
+
+def test_a_lazy_datalist_writes_no_phantoms_until_used(tmp_path):
+    lazy = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=3, phantom_size=(24, 30), lazy=True)
+    assert isinstance(lazy, LazyDatalist) and not lazy.resolved and not (tmp_path / "ph").exists()
+    assert len(lazy["training"]) + len(lazy["validation"]) + len(lazy["test"]) == 3
+    assert lazy.resolved and (tmp_path / "ph" / "datalist.json").is_file()
+    assert lazy.source == str(tmp_path / "ph" / "datalist.json")
+    assert datalist_landmark_set(lazy) == "isbi2015" and np.isfinite(lazy["training"][0]["spacing"]).all()
