@@ -33,6 +33,7 @@ from .aariz import AARIZ_MAPPING_CSV, AARIZ_TITLES, load_aariz, read_aariz_json,
 from .labelme import load_labelme, read_labelme_json
 from .dicom import DICOM_SPACING_TAGS, read_dicom_spacing
 from .image_io import DICOM_SUFFIXES, RadiographReader, is_dicom
+from .cache import CACHE_SAFE_GLOBALS, SafePersistentDataset
 from .monailabel import (
     MonaiLabelLandmarks,
     load_monailabel,
