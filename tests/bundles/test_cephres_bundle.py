@@ -427,3 +427,47 @@ def test_time_limit_handler_is_declared_and_off_by_default(configs, time_limit):
     handlers = parser.get_parsed_content("train#handlers", instantiate=True)
     limits = [h for h in handlers if isinstance(h, TimeLimit)]
     assert [h.limit_sec for h in limits] == ([] if time_limit is None else [time_limit])
+
+
+def _write_dicom_like(png, path, spacing, monochrome1=False):
+    """The PNG's pixels as a DICOM written by ITK (spacing in the header); MONOCHROME1 stores the negative."""
+    import itk
+    import pydicom
+
+    with Image.open(png) as source:
+        pixels = np.asarray(source, dtype=np.uint16)  # (rows, cols) = (y, x); the phantoms are 16-bit
+    if monochrome1:
+        pixels = pixels.max() + pixels.min() - pixels
+    image = itk.image_from_array(np.ascontiguousarray(pixels))
+    image.SetSpacing([float(s) for s in spacing])  # ITK's (x, y)
+    itk.imwrite(image, str(path))
+    if monochrome1:
+        ds = pydicom.dcmread(path)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(path)
+    return path
+
+
+def test_inference_dicom_folder_monochrome1_and_2(phantom_run, configs, phantom_datalist, tmp_path):
+    """A DICOM folder goes through inferring: DICOM read by PydicomReader in pre-processing and in the overlays,
+    spacing from the header, MONOCHROME1 inverted: the same landmarks as the PNG sources' evaluation."""
+    run_workflow(configs, ["evaluate"], "eval", eval_section="test", save_overlays=False, **phantom_run.override)
+    items = section(phantom_datalist, "test")
+    evaluated = check_landmark_report(phantom_run.root / "eval" / "test", items)
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    for image_id, item in items.items():
+        png = phantom_datalist.parent / item["image"]  # datalist paths are relative to the datalist
+        _write_dicom_like(png, folder / f"{image_id}_m2.dcm", item["spacing"])
+        _write_dicom_like(png, folder / f"{image_id}_m1.dcm", item["spacing"], monochrome1=True)
+    root = tmp_path / "bundle"
+    shutil.copytree(phantom_run.root / "models", root / "models")
+    run_workflow(configs, ["inference"], "infer", **{**phantom_run.override, "bundle_root": str(root)},
+                 input_dir=str(folder))  # fmt: skip
+    out = root / "eval" / "inference"
+    inferred = {f"{i}_{m}": {"spacing": items[i]["spacing"]} for i in items for m in ("m1", "m2")}
+    predictions = check_landmark_report(out, inferred, (64, 80))
+    for name, points in predictions.items():
+        np.testing.assert_allclose(points, evaluated[name[:-3]], atol=1e-3)
+        with Image.open(out / "overlays" / f"{name}.png") as overlay:
+            assert overlay.size == (32, 40)  # the (x, y) source re-read as DICOM, at scale 0.5
