@@ -81,13 +81,7 @@ def main() -> None:
         "learning_rate": args.learning_rate,
         "optimizer#weight_decay": args.weight_decay,
         "lr_scheduler#patience": 3,
-        "time_limit": int(args.minutes * 60),
-        "training": [
-            "$[h.attach(@train#trainer) for h in @train#resume_handlers]",
-            "$@train#trainer.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED,"
-            " ignite.handlers.TimeLimit(@time_limit))",
-            "$@train#trainer.run()",
-        ],
+        "time_limit": int(args.minutes * 60),  # switches on train.json's TimeLimit handler
     }
     if args.evaluate_only:
         trained_line = f"{args.workdir / 'models' / 'model.pt'} (trained earlier)"

@@ -5,16 +5,15 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from monai.handlers import from_engine
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet
-from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, RadialErrorMetric
+from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, summarize_radial_errors
 
-from .utils import engine_output, landmark_labels
+from .utils import landmark_labels
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -45,18 +44,20 @@ class EvaluationReport:
       ``index, abbreviation, name, mre_mm, sd_mm, sdr_<t>mm..., n_valid, n_missed``;
     - ``<output_dir>/<filename>_per_landmark.png``: bar chart of the per-landmark MRE with SD error bars.
 
-    The handler accumulates its own :py:class:`monai_ceph.metrics.RadialErrorMetric` from every iteration's
-    ``engine.state.output`` (``"pred_landmarks"``, ``"landmarks"`` in source pixels and ``"spacing"`` by
-    default), so it does not depend on a metric being attached. In multi-process runs every rank takes part in
-    gathering the errors and only ``save_rank`` writes the files. The last summary is kept in ``self.summary``.
-    Statistics follow the metric: NaN ground truth is excluded, missed predictions are SDR failures and are left
-    out of MRE/SD; NaN statistics (e.g. a landmark never annotated) are written as ``null`` / empty cells.
+    Like MONAI's ``MetricsSaver``, the handler reads the per-image errors that a metric stored in
+    ``engine.state.metric_details`` (the ``(images, landmarks)`` errors of
+    :py:class:`monai_ceph.handlers.RadialError` with ``save_details=True``, gathered from every rank), by default
+    those of the engine's key metric, so the errors are computed once. Only ``save_rank`` writes the files. The
+    last summary is kept in ``self.summary``. Statistics are :py:func:`monai_ceph.metrics.summarize_radial_errors`'s:
+    NaN ground truth is excluded, missed predictions are SDR failures and are left out of MRE/SD; NaN statistics
+    (e.g. a landmark never annotated) are written as ``null`` / empty cells.
 
     Args:
         output_dir: folder for the report; created when missing.
         thresholds: SDR thresholds in mm (success: ``error <= threshold``).
         landmark_set: names the landmarks; None gives ``L1..LN``.
-        output_transform: extracts ``(pred_landmarks, landmarks, spacing)`` from ``engine.state.output``.
+        metric_name: the ``engine.state.metric_details`` entry to report; None: the engine's key metric
+            (``engine.state.key_metric_name``, set by MONAI's evaluators).
         filename: prefix of the three file names.
         plot: whether to write the PNG chart.
         save_rank: the rank that writes the files.
@@ -68,16 +69,16 @@ class EvaluationReport:
         output_dir: str | os.PathLike = "./",
         thresholds: Sequence[float] = DEFAULT_SDR_THRESHOLDS,
         landmark_set: str | LandmarkSet | None = "isbi2015",
-        output_transform: Callable = from_engine(["pred_landmarks", "landmarks", "spacing"]),
+        metric_name: str | None = None,
         filename: str = "radial_error",
         plot: bool = True,
         save_rank: int = 0,
         name: str | None = None,
     ) -> None:
         self.output_dir = output_dir
-        self.metric = RadialErrorMetric(thresholds=thresholds)
+        self.thresholds = tuple(float(t) for t in thresholds)
         self.landmark_set = landmark_set
-        self.output_transform = output_transform
+        self.metric_name = metric_name
         self.filename = filename
         self.plot = plot
         self.save_rank = save_rank
@@ -92,38 +93,38 @@ class EvaluationReport:
         """
         if self._name is None:
             self.logger = engine.logger
-        if not engine.has_event_handler(self._started, Events.STARTED):
-            engine.add_event_handler(Events.STARTED, self._started)
-        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
-            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-        if not engine.has_event_handler(self._completed, Events.COMPLETED):
-            engine.add_event_handler(Events.COMPLETED, self._completed)
-
-    def _started(self, _engine: Engine) -> None:
-        self.metric.reset()
-        self.summary = None
+        if not engine.has_event_handler(self, Events.COMPLETED):
+            engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        """Accumulate the errors of one iteration.
+        """Build the report from the metric details of ``engine`` and write it (``save_rank`` only).
 
         Args:
             engine: Ignite Engine, it can be a trainer, validator or evaluator.
         """
-        y_pred, y, spacing = self.output_transform(engine_output(engine))
-        self.metric(y_pred, y, spacing=spacing)
-
-    def _completed(self, _engine: Engine) -> None:
-        """Gather the errors (every rank) and write the report (``save_rank`` only)."""
-        summary = self.compute_summary()
+        summary = self.compute_summary(self.metric_details(engine))
         if idist.get_rank() == self.save_rank:
             self.write(summary)
 
-    def compute_summary(self) -> dict[str, Any]:
-        """The report content as a JSON-friendly dict (see the class docstring)."""
-        pooled, per = self.metric.aggregate("mean"), self.metric.aggregate("mean_batch")
-        n_images, n_landmarks = self.metric.get_buffer().shape
+    def metric_details(self, engine: Engine) -> Any:
+        """The ``(images, landmarks)`` errors in mm that the metric ``metric_name`` left in ``engine.state``."""
+        name = self.metric_name if self.metric_name is not None else getattr(engine.state, "key_metric_name", None)
+        details = getattr(engine.state, "metric_details", None) or {}
+        if name not in details:
+            raise RuntimeError(
+                f"EvaluationReport needs the per-image errors of metric {name!r} in engine.state.metric_details "
+                f"(found {sorted(details)}): attach monai_ceph.handlers.RadialError with save_details=True "
+                "(the key metric, or name it with metric_name)."
+            )
+        return details[name]
+
+    def compute_summary(self, errors: Any) -> dict[str, Any]:
+        """The report content of ``(images, landmarks)`` errors as a JSON-friendly dict (see the class docstring)."""
+        pooled = summarize_radial_errors(errors, self.thresholds, "mean")
+        per = summarize_radial_errors(errors, self.thresholds, "mean_batch")
+        n_images, n_landmarks = errors.shape
         abbreviations, names = landmark_labels(self.landmark_set, n_landmarks)
-        keys = [str(t) for t in self.metric.thresholds]
+        keys = [str(t) for t in self.thresholds]
 
         def stats(s: dict, i: int | None = None) -> dict[str, Any]:
             at = (lambda v: v) if i is None else (lambda v: v[..., i])
@@ -144,7 +145,7 @@ class EvaluationReport:
             "landmark_set": lset,
             "n_images": n_images,
             "n_landmarks": n_landmarks,
-            "thresholds_mm": list(self.metric.thresholds),
+            "thresholds_mm": list(self.thresholds),
             **stats(pooled),
             "per_landmark": per_landmark,
         }

@@ -8,7 +8,7 @@ import numpy as np
 from monai.transforms import LoadImage
 from monai.utils import convert_to_numpy, optional_import
 
-from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.data import LandmarkSet, RadiographReader, get_landmark_set
 
 from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
 
@@ -105,7 +105,8 @@ class OverlaySaver(ItemHandler):
         scale: output size factor (e.g. 0.5 for half-size overviews).
         pred_key, label_key, id_key, image_key: keys of the output items; ``label_key`` may be absent (or None).
         source_image_key: key of a source-space image in the output items, or None to re-read the file.
-        reader: reader passed to ``LoadImage`` when re-reading (None: MONAI's default choice).
+        reader: reader passed to ``LoadImage`` when re-reading; None: :py:class:`monai_ceph.data.RadiographReader`,
+            the reader of the bundles' pre-processing, so DICOM loads as ``(1, x, y)`` like the other formats.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
         name: identifier of logging.logger to use, defaulting to ``engine.logger``.
     """
@@ -153,7 +154,8 @@ class OverlaySaver(ItemHandler):
                 "set source_image_key to take the image from the output instead."
             )
         if self._loader is None:
-            self._loader = LoadImage(reader=self.reader, image_only=True, ensure_channel_first=True)
+            reader = RadiographReader() if self.reader is None else self.reader
+            self._loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
         return np.asarray(convert_to_numpy(self._loader(filename)))
 
     def save(self, item: Mapping) -> str:

@@ -69,16 +69,19 @@ class RadialError(IgniteMetricHandler):
     ) -> None:
         metric_fn = RadialErrorMetric(thresholds=thresholds)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
-        # ignite would otherwise unroll a tuple of lists into (y_pred, y) pairs; ours carries a third item
-        self._skip_unrolling = True
+        self.output_transform = output_transform
         self.per_landmark = per_landmark
         self.landmark_set = landmark_set
         self.prefix = prefix
+        self.extra_metrics: dict[str, float] = {}
 
     @torch.no_grad()
     def iteration_completed(self, engine: Engine) -> None:
-        """Update from ``engine.state.output`` completed by the batch keys it lacks (see the class docstring)."""
-        self.update(self._output_transform(engine_output(engine)))
+        """Update from ``engine.state.output`` completed by the batch keys it lacks (see the class docstring).
+
+        The ``(y_pred, y, spacing)`` triple goes to :meth:`update` as one item (never unrolled into pairs).
+        """
+        self.update(self.output_transform(engine_output(engine)))
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
@@ -96,7 +99,7 @@ class RadialError(IgniteMetricHandler):
         self.metric_fn(y_pred, y, spacing=spacing)
 
     def compute(self) -> float:
-        """The MRE in mm; records the SD, SDRs and counts in ``engine.state.metrics`` (see the class docstring)."""
+        """The MRE in mm; the SD, SDRs and counts go to ``self.extra_metrics`` (see :meth:`completed`)."""
         summary = super().compute()  # the metric's pooled summary dict; also saves the details
         extra = {"SD_mm": summary["sd"].item(), "n_missed": int(summary["n_missed"].item())}
         extra.update({f"SDR_{t}mm": v.item() for t, v in zip(self.metric_fn.thresholds, summary["sdr"])})
@@ -104,6 +107,10 @@ class RadialError(IgniteMetricHandler):
             per_landmark = self.metric_fn.aggregate("mean_batch")["mre"]
             abbreviations, _ = landmark_labels(self.landmark_set, len(per_landmark))
             extra.update({f"MRE_{a}": v.item() for a, v in zip(abbreviations, per_landmark)})
-        if self._engine is not None:
-            self._engine.state.metrics.update({f"{self.prefix}{k}": v for k, v in extra.items()})
+        self.extra_metrics = {f"{self.prefix}{k}": v for k, v in extra.items()}
         return float(summary["mre"])
+
+    def completed(self, engine: Engine, name: str) -> None:
+        """Record the MRE under ``name`` and the statistics beside it in ``engine.state.metrics``."""
+        super().completed(engine, name)
+        engine.state.metrics.update(self.extra_metrics)

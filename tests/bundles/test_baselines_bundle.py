@@ -21,8 +21,8 @@ from monai_ceph.transforms.spatial.array import MODEL_SPATIAL_SIZE
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "cephres" / "configs"
 TRAIN, EVALUATE = str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")
 NAMES = sorted(BASELINES)
-#: what an overlay may set: the network, where its files go, and the input size where /8 is not enough
-OVERLAY_KEYS = {"network_def", "ckpt_dir", "output_dir", "demo_spatial_size"}
+#: what an overlay sets: its name (naming its models/eval folders), the network and the divisor of its input size
+OVERLAY_KEYS = {"variant", "network_def#_target_", "input_divisor"}
 SLOW = {"afpf_net", "hrnet_w48_sr"}  # about 5 s and 20 s on one core here, the others 2-4 s
 SIZE = [64, 64]  # the smallest size every baseline accepts (divisible by 32)
 SECTION = 2  # images per section: one training iteration at batch size 2, one evaluation batch
@@ -57,7 +57,8 @@ def test_every_baseline_has_an_overlay():
 @pytest.mark.parametrize("name", NAMES)
 def test_overlay_is_small_and_builds_the_registry_network(name):
     config = json.loads(Path(overlay(name)).read_text())
-    assert set(config) <= OVERLAY_KEYS, f"{name}.json sets {set(config) - OVERLAY_KEYS}: keep the workflow shared"
+    assert set(config) == OVERLAY_KEYS, f"{name}.json sets {set(config) ^ OVERLAY_KEYS}: keep the workflow shared"
+    assert config["variant"] == name and config["input_divisor"] == INPUT_DIVISOR[name]
 
     parser = ConfigParser()
     parser.read_config([TRAIN, overlay(name)])
@@ -76,7 +77,7 @@ def test_overlay_is_small_and_builds_the_registry_network(name):
     divisor = INPUT_DIVISOR[name]
     demo_size = parser.get_parsed_content("spatial_size")
     assert len(demo_size) == 2 and all(s % divisor == 0 for s in demo_size), (name, demo_size, divisor)
-    assert demo_size == config.get("demo_spatial_size", [96, 120])
+    assert demo_size == [96, 120 if divisor == 8 else 128]  # the cephres demo size, rounded up to the divisor
     parser["datalist_file"] = "/data/datalist.json"
     assert parser.get_parsed_content("spatial_size", lazy=False) == list(MODEL_SPATIAL_SIZE)
     with torch.no_grad():

@@ -26,6 +26,7 @@ from PIL import Image
 
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 from monai_ceph.data import build_datalist, get_landmark_set, write_datalist
+from monai_ceph.transforms import MODEL_SPATIAL_SIZE
 
 ISBI = get_landmark_set("isbi2015")
 ISBI_SOURCE_SIZE = (1935, 2400)  # (W, H) = (dim0, dim1)
@@ -155,11 +156,31 @@ def test_verify_metadata(configs, bundles_dir, tmp_path):
         verify_metadata(meta_file=str(tmp_path / "metadata.json"), filepath=str(schema))
 
 
+def test_metadata_describes_the_network_and_its_input(configs):
+    meta = json.loads((configs / "metadata.json").read_text())
+    train = json.loads((configs / "train.json").read_text())
+    image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
+    assert image["spatial_shape"] == pred["spatial_shape"] == list(MODEL_SPATIAL_SIZE)  # the trained input size
+    assert image["num_channels"] == train["network_def"]["in_channels"] == 1
+    assert pred["num_channels"] == train["num_landmarks"] == len(ISBI)
+    assert list(pred["channel_def"].values()) == list(ISBI.abbreviations)
+    # every package the bundle's configs import or instantiate, with the reader of DICOM inputs
+    assert {"monai_ceph", "pytorch-ignite", "scikit-image", "itk", "pydicom", "pillow", "tqdm"} <= set(
+        meta["required_packages_version"]
+    )
+
+
 @pytest.mark.parametrize("n", [1, 8])
-def test_verify_net_in_out(configs, n):
+def test_verify_net_in_out(configs, tmp_path, n):
+    """MONAI's check of the network against the metadata, at sizes ``8 * n`` (the full 576x736 input takes about a
+    minute on a loaded CPU): the network accepts any size divisible by 8 and keeps it."""
+    meta = json.loads((configs / "metadata.json").read_text())
+    for tensor in (*meta["network_data_format"]["inputs"].values(), *meta["network_data_format"]["outputs"].values()):
+        tensor["spatial_shape"] = ["8*n", "8*n"]
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
     verify_net_in_out(
         net_id="network_def",
-        meta_file=str(configs / "metadata.json"),
+        meta_file=str(tmp_path / "metadata.json"),
         config_file=str(configs / "train.json"),
         device="cpu",
         n=n,
@@ -392,3 +413,61 @@ def test_resume_after_kill(configs, phantom_datalist, tmp_path):
     state = torch.load(models / "checkpoint_epoch=3.pt", map_location="cpu", weights_only=False)
     assert state["trainer"]["iteration"] == 3 and state["trainer"]["epoch_length"] == 1  # 3 epochs, none lost
     assert state["trainer"]["max_epochs"] == 3
+
+
+@pytest.mark.parametrize("time_limit", [None, 120])
+def test_time_limit_handler_is_declared_and_off_by_default(configs, time_limit):
+    from monai.bundle import ConfigParser
+
+    from monai_ceph.handlers import TimeLimit
+
+    parser = ConfigParser()
+    parser.read_config(str(configs / "train.json"))
+    parser["time_limit"] = time_limit
+    handlers = parser.get_parsed_content("train#handlers", instantiate=True)
+    limits = [h for h in handlers if isinstance(h, TimeLimit)]
+    assert [h.limit_sec for h in limits] == ([] if time_limit is None else [time_limit])
+
+
+def _write_dicom_like(png, path, spacing, monochrome1=False):
+    """The PNG's pixels as a DICOM written by ITK (spacing in the header); MONOCHROME1 stores the negative."""
+    import itk
+    import pydicom
+
+    with Image.open(png) as source:
+        pixels = np.asarray(source, dtype=np.uint16)  # (rows, cols) = (y, x); the phantoms are 16-bit
+    if monochrome1:
+        pixels = pixels.max() + pixels.min() - pixels
+    image = itk.image_from_array(np.ascontiguousarray(pixels))
+    image.SetSpacing([float(s) for s in spacing])  # ITK's (x, y)
+    itk.imwrite(image, str(path))
+    if monochrome1:
+        ds = pydicom.dcmread(path)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(path)
+    return path
+
+
+def test_inference_dicom_folder_monochrome1_and_2(phantom_run, configs, phantom_datalist, tmp_path):
+    """A DICOM folder goes through inferring: DICOM read by PydicomReader in pre-processing and in the overlays,
+    spacing from the header, MONOCHROME1 inverted: the same landmarks as the PNG sources' evaluation."""
+    run_workflow(configs, ["evaluate"], "eval", eval_section="test", save_overlays=False, **phantom_run.override)
+    items = section(phantom_datalist, "test")
+    evaluated = check_landmark_report(phantom_run.root / "eval" / "test", items)
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    for image_id, item in items.items():
+        png = phantom_datalist.parent / item["image"]  # datalist paths are relative to the datalist
+        _write_dicom_like(png, folder / f"{image_id}_m2.dcm", item["spacing"])
+        _write_dicom_like(png, folder / f"{image_id}_m1.dcm", item["spacing"], monochrome1=True)
+    root = tmp_path / "bundle"
+    shutil.copytree(phantom_run.root / "models", root / "models")
+    run_workflow(configs, ["inference"], "infer", **{**phantom_run.override, "bundle_root": str(root)},
+                 input_dir=str(folder))  # fmt: skip
+    out = root / "eval" / "inference"
+    inferred = {f"{i}_{m}": {"spacing": items[i]["spacing"]} for i in items for m in ("m1", "m2")}
+    predictions = check_landmark_report(out, inferred, (64, 80))
+    for name, points in predictions.items():
+        np.testing.assert_allclose(points, evaluated[name[:-3]], atol=1e-3)
+        with Image.open(out / "overlays" / f"{name}.png") as overlay:
+            assert overlay.size == (32, 40)  # the (x, y) source re-read as DICOM, at scale 0.5

@@ -31,7 +31,7 @@ def _run(rank, init_file, out_dir):
         ]
         engine = Engine(lambda e, batch: [items[i] for i in batch])
         RadialError().attach(engine, "mre")
-        report = EvaluationReport(out_dir, landmark_set=None, plot=False)
+        report = EvaluationReport(out_dir, landmark_set=None, metric_name="mre", plot=False)
         report.attach(engine)
         engine.run([[i] for i in range(len(items))])
         assert engine.state.metrics["mre"] == pytest.approx(MRE), rank

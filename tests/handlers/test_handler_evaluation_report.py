@@ -7,12 +7,13 @@ import torch
 from ignite.engine import Engine
 from PIL import Image
 
-from monai_ceph.handlers import EvaluationReport
+from monai_ceph.handlers import EvaluationReport, RadialError
 
 
 def test_report_files_and_values(tmp_path, make_evaluator, example):
-    report = EvaluationReport(tmp_path, landmark_set=None)
-    make_evaluator(val_handlers=[report]).run()
+    report = EvaluationReport(tmp_path, landmark_set=None)  # reads the key metric's details
+    evaluator = make_evaluator(val_handlers=[report], key_val_metric={"val_mre": RadialError(landmark_set=None)})
+    evaluator.run()
 
     summary = json.loads((tmp_path / "radial_error_summary.json").read_text())
     assert summary == report.summary
@@ -52,7 +53,8 @@ def test_isbi_landmark_names_and_nan_statistics(tmp_path):
     pred[0] = torch.tensor([30.0, 40.0])  # Sella 5 mm off at 0.1 mm/px
     item = {"pred_landmarks": pred, "landmarks": gt, "spacing": torch.tensor([0.1, 0.1])}
     engine = Engine(lambda e, b: [item])
-    EvaluationReport(tmp_path, thresholds=(2.0,), plot=False).attach(engine)
+    RadialError(thresholds=(2.0, 3.0)).attach(engine, "mre")  # the report's thresholds need not be the metric's
+    EvaluationReport(tmp_path, thresholds=(2.0,), metric_name="mre", plot=False).attach(engine)
     engine.run([0])
 
     summary = json.loads((tmp_path / "radial_error_summary.json").read_text())
@@ -70,9 +72,20 @@ def test_isbi_landmark_names_and_nan_statistics(tmp_path):
 def test_reruns_reset_and_only_save_rank_writes(tmp_path, example):
     outputs = [example.add_predictions(d) for d in example.items()]
     engine = Engine(lambda e, batch: [outputs[i] for i in batch])
-    report = EvaluationReport(tmp_path / "rank1", landmark_set=None, save_rank=1)
+    RadialError(landmark_set=None).attach(engine, "mre")
+    report = EvaluationReport(tmp_path / "rank1", landmark_set=None, metric_name="mre", save_rank=1)
     report.attach(engine)
     for _ in range(2):
         engine.run([[0, 1], [2]])
         assert report.summary["n_images"] == 3 and report.summary["mre_mm"] == pytest.approx(example.mre)
     assert not (tmp_path / "rank1").exists()  # this process is rank 0
+
+
+def test_report_needs_the_metric_details(tmp_path, example):
+    outputs = [example.add_predictions(d) for d in example.items()]
+    engine = Engine(lambda e, batch: [outputs[i] for i in batch])
+    RadialError(landmark_set=None, save_details=False).attach(engine, "mre")
+    EvaluationReport(tmp_path, landmark_set=None, metric_name="mre").attach(engine)
+    with pytest.raises(RuntimeError, match=r"metric 'mre' in engine.state.metric_details.*save_details=True"):
+        engine.run([[0, 1], [2]])
+    assert not tmp_path.joinpath("radial_error_summary.json").exists()
