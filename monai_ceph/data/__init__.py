@@ -41,7 +41,7 @@ from .isbi import (
 from .aariz import AARIZ_MAPPING_CSV, AARIZ_TITLES, load_aariz, read_aariz_json, read_aariz_pixel_sizes
 from .labelme import load_labelme, read_labelme_json
 from .dicom import DICOM_SPACING_TAGS, read_dicom_spacing
-from .image_io import DICOM_SUFFIXES, RadiographReader, is_dicom
+from .image_io import RadiographReader
 from .cache import CACHE_SAFE_GLOBALS, SafePersistentDataset
 from .monailabel import (
     MonaiLabelLandmarks,

@@ -15,17 +15,12 @@ from monai.transforms.io.array import SUPPORTED_READERS, get_default_reader_regi
 from monai.utils import ensure_tuple
 from monai.utils.module import OptionalImportError
 
-__all__ = ["DICOM_SUFFIXES", "RadiographReader", "is_dicom"]
+from monai_ceph.data.readers import DICOM_SUFFIXES, is_dicom
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
-"""File suffixes read as DICOM (compared case-insensitively)."""
+__all__ = ["DICOM_SUFFIXES", "RadiographReader", "is_dicom"]
 
 logger = logging.getLogger(__name__)
 
-
-def is_dicom(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a DICOM file by its suffix (:data:`DICOM_SUFFIXES`)."""
-    return os.fspath(path).lower().endswith(DICOM_SUFFIXES)
 
 
 def _default_readers() -> list[ImageReader]:

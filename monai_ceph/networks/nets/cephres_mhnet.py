@@ -12,7 +12,7 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 
-from monai_ceph.data.landmark_sets import ISBI2015
+from monai_ceph.data.landmark_sets import LANDMARK_SETS
 from monai_ceph.networks.blocks import DualAttention, ResidualUpBlock, get_conv_block
 
 __all__ = ["CephResMHNet", "CephresMHNet", "CephResMHNET"]
@@ -59,7 +59,8 @@ class CephResMHNet(nn.Module):
         out_channels: number of landmarks ``K`` (output heatmap channels). Defaults to 19.
         groups: the landmark channels predicted by each head, a sequence of index sequences covering
             ``0 .. out_channels - 1`` exactly once. Defaults to the anatomical groups of
-            :py:data:`monai_ceph.data.ISBI2015` when ``out_channels == 19``, otherwise a single head.
+            the landmark set of that size (:py:data:`monai_ceph.data.LANDMARK_SETS`: ISBI 2015's 19, Aariz's 29),
+            otherwise a single head.
         channels: encoder widths, one per stage. Defaults to ``(24, 48, 144)``.
         decoder_channels: widths of each head's up blocks, deepest first; same length as ``channels``.
             Defaults to ``(80, 40, 20)``.
@@ -154,8 +155,9 @@ class CephResMHNet(nn.Module):
         if out_channels < 1:
             raise ValueError(f"out_channels must be a positive integer, got {out_channels}.")
         if groups is None:
-            if out_channels == len(ISBI2015):
-                return ISBI2015.group_indices
+            sized = [s for s in LANDMARK_SETS.values() if len(s) == out_channels and s.groups]
+            if sized:
+                return sized[0].group_indices
             return (tuple(range(out_channels)),)
         try:
             checked = tuple(tuple(int(i) for i in g) for g in groups)
