@@ -9,3 +9,14 @@
 
 from .procrustes import Similarity, centroid_size, similarity_fit
 from .model import CHI2_2_99, ShapeModel, ShapePlausibility
+from .uncertainty import (
+    UncertaintyCalibration,
+    chi2_2_quantile,
+    covariance_sigma,
+    covariance_to_source,
+    ellipse_coverage,
+    heatmap_covariance,
+    mahalanobis_squared,
+)
+from .array import LandmarkUncertainty
+from .dictionary import LandmarkUncertaintyD, LandmarkUncertaintyd, LandmarkUncertaintyDict
