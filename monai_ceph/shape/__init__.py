@@ -20,3 +20,4 @@ from .uncertainty import (
 )
 from .array import LandmarkUncertainty
 from .dictionary import LandmarkUncertaintyD, LandmarkUncertaintyd, LandmarkUncertaintyDict
+from .build import build_shape_model, datalist_shapes

@@ -146,7 +146,9 @@ class ShapeModel:
         if self.mean.ndim != 2 or self.mean.shape[1] != 2 or not np.isfinite(self.mean).all():
             raise ValueError(f"mean must be a finite (K, 2) array, got shape {self.mean.shape}.")
         k2 = self.mean.size
-        self.components = _as_numpy(components, "components").reshape(-1, k2)
+        self.components = _as_numpy(components, "components")
+        if self.components.ndim != 2 or self.components.shape[1] != k2:
+            raise ValueError(f"components must have shape (M, 2K = {k2}), got {self.components.shape}.")
         self.variances = _as_numpy(variances, "variances").reshape(-1)
         if len(self.variances) != len(self.components) or (self.variances < 0).any():
             raise ValueError(
@@ -216,8 +218,7 @@ class ShapeModel:
         never = np.flatnonzero(~np.isfinite(x[..., 0]).any(0))
         if len(never):
             raise ValueError(f"landmark(s) {never.tolist()} are missing in every training shape.")
-        aligned, mean = _procrustes(x, max_iterations, tolerance)
-        mu, cov = _gaussian_with_missing(aligned.reshape(len(x), 2 * k))
+        mu, cov = _aligned_gaussian(x, max_iterations, tolerance)
         values, vectors = np.linalg.eigh(cov)
         values, vectors = np.clip(values[::-1], 0.0, None), vectors[:, ::-1]
         kept = np.cumsum(values) / values.sum()
@@ -333,8 +334,13 @@ class ShapeModel:
             return np.full((k, 2, 2), np.inf)
         c = _as_numpy(cov_or_sigma, name)
         if c.shape == (k,):
-            c = (c**2)[:, None, None] * np.eye(2)
-            c[~np.isfinite(c).all((-1, -2))] = np.inf
+            sd = c
+            if (np.isfinite(sd) & (sd <= 0)).any():
+                raise ValueError(f"{name}: entries {self._names(np.flatnonzero(np.isfinite(sd) & (sd <= 0)))} are not "
+                                 "positive SDs (use NaN or inf for no evidence).")
+            c = np.zeros((k, 2, 2))
+            c[:, 0, 0] = c[:, 1, 1] = sd**2
+            c[~np.isfinite(sd)] = np.inf
         elif c.shape != (k, 2, 2):
             raise ValueError(f"{name} must be SDs of shape ({k},) or covariances ({k}, 2, 2) in mm, got {c.shape}.")
         bad = np.isfinite(c).all((-1, -2)) & ((c[:, 0, 0] <= 0) | (np.linalg.det(np.where(np.isfinite(c), c, 0)) <= 0))
@@ -364,7 +370,7 @@ class ShapeModel:
 
         The shape is aligned to the mean with all its present points; ``distance`` is the Mahalanobis distance
         of the aligned points, and ``landmark_distance[i]`` that of point ``i`` from its conditional given the
-        other present points (the point's residual).
+        other present points (the point's residual: its distance from its re-fit from all the other points).
         """
         p = self._points(landmarks)
         present = np.flatnonzero(np.isfinite(p).all(-1))
@@ -372,14 +378,23 @@ class ShapeModel:
             raise ValueError(f"plausibility needs 3 or more present landmarks, got {len(present)}.")
         pose = similarity_fit(p, self.mean, mirror=None)
         o = _blocks(present)
-        residual = pose(p).reshape(-1)[o] - self.mean.reshape(-1)[o]
+        mu = self.mean.reshape(-1)[o]
+        residual = pose(p).reshape(-1)[o] - mu
         precision = np.linalg.inv(self.covariance[np.ix_(o, o)])
         distance = float(np.sqrt(max(residual @ precision @ residual, 0.0)))
-        loo, offset = _loo(residual, precision)
         landmark_distance = np.full(self.num_landmarks, np.nan)
-        landmark_distance[present] = loo
         expected = np.full((self.num_landmarks, 2), np.nan)
-        expected[present] = pose.inverse(pose(p[present]) - offset)
+        no_evidence = np.full((self.num_landmarks, 2, 2), np.inf)
+        for i in present:
+            # each point against the others alone (the re-fit from all the others), so that a wrong point bends
+            # neither the pose nor the prediction it is compared with
+            others = present[present != i]
+            without = p.copy()
+            without[i] = np.nan
+            mean, cov = self._posterior(without, others, no_evidence, True, 5)
+            diff = p[i] - mean[i]
+            landmark_distance[i] = float(np.sqrt(max(diff @ np.linalg.solve(cov[i], diff), 0.0)))
+            expected[i] = mean[i]
         return ShapePlausibility(distance, 2 * len(present) - 4, landmark_distance, expected, pose.mirror)
 
     # -- conditioning ---------------------------------------------------------------------------------------------
@@ -517,21 +532,45 @@ class ShapeModel:
         return out
 
 
-def _procrustes(x: np.ndarray, max_iterations: int, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Generalised Procrustes analysis with missing points: shapes aligned to a mean of the shapes' mean size."""
+def _aligned_gaussian(x: np.ndarray, max_iterations: int, tolerance: float, rounds: int = 3):
+    """Mean and covariance ``(2K,), (2K, 2K)`` of the Procrustes-aligned shapes ``x`` ``(N, K, 2)`` (NaN missing).
+
+    A shape aligned on only some of its points would let the similarity absorb part of its deviation (fewer
+    points, same 4 degrees of freedom), shrinking the variances; so shapes with missing points are completed with
+    their conditional mean under the current Gaussian, re-aligned with all points, and the Gaussian re-fitted on
+    the present points, a few ``rounds``.
+    """
+    n, k = x.shape[:2]
+    missing = ~np.isfinite(x).all(-1)
+    aligned, _, poses = _procrustes(x, max_iterations, tolerance)
+    mu, cov, filled = _gaussian_with_missing(aligned.reshape(n, 2 * k))
+    for _ in range(rounds if missing.any() else 0):
+        completed = np.stack([pose.inverse(f) for pose, f in zip(poses, filled.reshape(n, k, 2))])
+        aligned, _, poses = _procrustes(np.where(missing[..., None], completed, x), max_iterations, tolerance)
+        aligned[missing] = np.nan
+        mu, cov, filled = _gaussian_with_missing(aligned.reshape(n, 2 * k))
+    return mu, cov
+
+
+def _procrustes(x: np.ndarray, max_iterations: int, tolerance: float):
+    """Generalised Procrustes analysis with missing points: shapes aligned to a mean of the shapes' mean size.
+
+    Returns the aligned shapes ``(N, K, 2)``, the mean ``(K, 2)`` and each shape's pose (image -> model frame).
+    """
     size = float(np.mean([centroid_size(s) for s in x]))
     start = int(np.argmax(np.isfinite(x[..., 0]).sum(-1)))
     mean = _normalise(x[start], size)
     mirror = np.array([similarity_fit(s, mean, mirror=None).mirror for s in x])
     for _ in range(max_iterations):
-        aligned = np.stack([similarity_fit(s, mean, mirror=m)(s) for s, m in zip(x, mirror)])
+        poses = [similarity_fit(s, mean, mirror=m) for s, m in zip(x, mirror)]
+        aligned = np.stack([pose(s) for pose, s in zip(poses, x)])
         new = np.nanmean(aligned, axis=0)
         new = _normalise(similarity_fit(new, mean)(new), size)
         change = float(np.sqrt(((new - mean) ** 2).sum())) / size
         mean = new
         if change < tolerance:
             break
-    return aligned, mean
+    return aligned, mean, poses
 
 
 def _normalise(shape: np.ndarray, size: float) -> np.ndarray:
@@ -541,13 +580,14 @@ def _normalise(shape: np.ndarray, size: float) -> np.ndarray:
 
 
 def _gaussian_with_missing(y: np.ndarray, iterations: int = 50, tolerance: float = 1e-9):
-    """Mean and (maximum-likelihood) covariance of rows ``y`` ``(N, D)`` with NaN entries, by EM."""
+    """Mean and (maximum-likelihood) covariance of rows ``y`` ``(N, D)`` with NaN entries, by EM; and the rows with
+    their missing entries replaced by the conditional mean."""
     missing = np.isnan(y)
     mu = np.nanmean(y, axis=0)
     filled = np.where(missing, mu, y)
     cov = np.cov(filled, rowvar=False, bias=True)
     if not missing.any():
-        return mu, cov
+        return mu, cov, filled
     ridge = 1e-9 * np.trace(cov) / len(cov)
     for _ in range(iterations):
         correction = np.zeros_like(cov)
@@ -563,4 +603,4 @@ def _gaussian_with_missing(y: np.ndarray, iterations: int = 50, tolerance: float
         mu, cov = new_mu, new_cov
         if done:
             break
-    return mu, cov
+    return mu, cov, filled
