@@ -24,7 +24,7 @@ def test_fit_with_missing_points_matches_complete_fit(synthetic_shapes, syntheti
     shapes = synthetic_shapes.copy()
     rng = np.random.default_rng(3)
     shapes[rng.random(shapes.shape[:2]) < 0.1] = np.nan
-    model = ShapeModel.fit(shapes)
+    model = ShapeModel.fit(shapes, min_residual_sd=0.25)
     pose = similarity_fit(model.mean, synthetic_model.mean)
     np.testing.assert_allclose(pose(model.mean), synthetic_model.mean, atol=0.3)
     assert np.sqrt(model.variances[:3]) == pytest.approx(np.sqrt(synthetic_model.variances[:3]), rel=0.15)
@@ -74,9 +74,14 @@ def test_conditional_mean_matches_closed_form(template):
     rng = np.random.default_rng(11)
     k = 5
     components = np.linalg.qr(rng.normal(size=(2 * k, 3)))[0].T
+    ppca = components.T @ np.diag([9.0, 4.0, 1.0]) @ components + 0.25 * np.eye(2 * k)
+    np.testing.assert_allclose(ShapeModel(template[:k], components, [9.0, 4.0, 1.0], 0.25, pose_variance=0).covariance, ppca)
     model = ShapeModel(template[:k], components, [9.0, 4.0, 1.0], 0.25)
     c = model.covariance
-    np.testing.assert_allclose(c, components.T @ np.diag([9.0, 4.0, 1.0]) @ components + 0.25 * np.eye(2 * k))
+    # the pose term adds variance only along the 4 similarity directions at the mean
+    centred = (template[:k] - template[:k].mean(0)).reshape(-1)
+    np.testing.assert_allclose((c - ppca) @ np.tile([1.0, 0.0], k), 1e4 * np.tile([1.0, 0.0], k), atol=1e-8)
+    np.testing.assert_allclose((c - ppca) @ centred, 1e4 * centred, atol=1e-6)
     y = template[:k] + rng.normal(scale=2.0, size=(k, 2))
     fixed = [0, 3]
     o, u = [0, 1, 6, 7], [2, 3, 4, 5, 8, 9]
