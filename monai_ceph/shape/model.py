@@ -24,7 +24,6 @@ propagated into the returned covariances.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ import torch
 from monai_ceph.data.landmark_sets import get_landmark_set
 
 from .procrustes import Similarity, centroid_size, similarity_fit
+from .utils import read_json, write_json
 
 __all__ = ["ShapeModel", "ShapePlausibility", "CHI2_2_99"]
 
@@ -250,10 +250,7 @@ class ShapeModel:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as a small JSON file (no pickle)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        content = {
-            "format": FORMAT,
+        return write_json(path, FORMAT, {
             "landmark_set": self.landmark_set,
             "num_landmarks": self.num_landmarks,
             "num_shapes": self.num_shapes,
@@ -262,20 +259,13 @@ class ShapeModel:
             "variances": self.variances.tolist(),
             "residual_variance": self.residual_variance,
             "pose_variance": self.pose_variance,
-        }
-        path.write_text(json.dumps(content))
-        return path
+        })
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ShapeModel:
         """Read a model written by :meth:`save`; a wrong or damaged file is a ``ValueError`` naming it."""
         path = Path(path)
-        try:
-            content = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable shape model JSON: {e}") from e
-        if not isinstance(content, dict) or content.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a shape model file (expected format {FORMAT!r}).")
+        content = read_json(path, FORMAT, "a shape model")
         try:
             model = cls(
                 content["mean"],

@@ -12,7 +12,6 @@ the same mean squared radial error (``E|e|^2 = trace(S) = 2 sigma^2``); the ``q`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -23,6 +22,8 @@ import torch
 from monai.utils.type_conversion import convert_to_dst_type
 
 from monai_ceph.data.landmark_sets import get_landmark_set
+
+from .utils import read_json, write_json
 
 __all__ = [
     "heatmap_covariance",
@@ -200,27 +201,18 @@ class UncertaintyCalibration:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (next to the model, e.g. ``models/uncertainty_calibration.json``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({
-            "format": CALIBRATION_FORMAT,
+        return write_json(path, CALIBRATION_FORMAT, {
             "landmark_set": self.landmark_set,
             "method": self.method,
             "coverage": self.coverage,
             "scales": self.scales.tolist(),
-        }, indent=1))
-        return path
+        })
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> UncertaintyCalibration:
         """Read a file written by :meth:`save`; a wrong or damaged file is a ``ValueError`` naming it."""
         path = Path(path)
-        try:
-            content = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable calibration JSON: {e}") from e
-        if not isinstance(content, dict) or content.get("format") != CALIBRATION_FORMAT:
-            raise ValueError(f"{path}: not an uncertainty calibration file (expected format {CALIBRATION_FORMAT!r}).")
+        content = read_json(path, CALIBRATION_FORMAT, "an uncertainty calibration")
         try:
             return cls(content["scales"], content.get("landmark_set"), content.get("method", "mle"),
                        content.get("coverage", 0.95))
