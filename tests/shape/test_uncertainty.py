@@ -134,3 +134,28 @@ def test_landmark_uncertainty_numpy_in_numpy_out():
     sigma, cov = LandmarkUncertainty(codec, logits=False)(heatmap, np.eye(3), (0.1, 0.1))
     assert isinstance(sigma, np.ndarray) and isinstance(cov, np.ndarray)
     np.testing.assert_allclose(cov[0], np.eye(2) * 0.04, atol=1e-3)
+
+
+def test_landmark_uncertaintyd_in_the_bundle_postprocessing():
+    """Source image 400 x 300 px at 0.1 mm, resized to the model's 100 x 60 with the bundle's transforms: the
+    codec's isotropic sigma of 2 model pixels is 8 x 10 source pixels, i.e. SD 0.8 and 1.0 mm."""
+    from monai.transforms import Compose
+
+    from monai_ceph.transforms import HeatmapToLandmarksd, LandmarksToSourced, ResizeWithLandmarksd
+
+    codec = GaussianHeatmapCodec(sigma=2.0)
+    item = {"image": MetaTensor(torch.zeros(1, 400, 300)), "landmarks": torch.tensor([[120.0, 90.0], [300.0, 200.0]]),
+            "spacing": torch.tensor([0.1, 0.1])}
+    item["image"].meta[MetaKeys.ORIGINAL_AFFINE] = item["image"].affine.clone()
+    item = ResizeWithLandmarksd(keys="image", spatial_size=(100, 60), mask_keys=None)(item)
+    np.testing.assert_allclose(item["spacing"].numpy(), [0.4, 0.5], rtol=1e-5)
+    item["pred"] = torch.logit(codec.encode(item["landmarks"], (100, 60)).clamp(1e-7, 1 - 1e-7))
+    post = Compose([
+        HeatmapToLandmarksd(keys="pred", codec=codec, logits=True),
+        LandmarkUncertaintyd(keys="pred", codec=codec),
+        LandmarksToSourced(keys=["pred_landmarks"], ref_key="image", spacing_key="spacing"),
+    ])
+    out = post(item)
+    np.testing.assert_allclose(out["spacing"].numpy(), [0.1, 0.1], rtol=1e-5)
+    np.testing.assert_allclose(out["pred_landmarks"].numpy(), [[120.0, 90.0], [300.0, 200.0]], atol=0.05)
+    np.testing.assert_allclose(out["cov_mm"].numpy(), np.stack([np.diag([0.64, 1.0])] * 2), rtol=0.02, atol=1e-3)
