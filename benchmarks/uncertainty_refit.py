@@ -1,6 +1,6 @@
 """Calibrated per-landmark uncertainty, shape-constrained refinement and interactive re-fit on ISBI 2015.
 
-    python benchmarks/uncertainty_refit.py [--workdir DIR] [--spatial-size 160 200] [--out DIR] [--reuse]
+    python benchmarks/uncertainty_refit.py [--workdir DIR] [--spatial-size 160 200] [--out DIR] [--cache-dir DIR] [--reuse]
 
 Needs a trained model as ``benchmarks/isbi_cpu.py`` leaves it: ``DIR/models/model.pt`` and ``DIR/datalist.json``
 (sections ``training``, ``validation`` (the model-selection images), ``test1``, ``test2``; averaged ground truth).
@@ -51,7 +51,7 @@ POSTPROCESSING = [
 ]
 
 
-def predict(workdir: Path, out: Path, section: str, spatial_size, num_workers: int) -> dict[str, np.ndarray]:
+def predict(workdir: Path, out: Path, section: str, spatial_size, num_workers: int, cache_dir) -> dict[str, np.ndarray]:
     """Run the bundle's evaluation on ``section`` and collect points (mm), ground truth (mm) and covariances."""
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
@@ -63,6 +63,7 @@ def predict(workdir: Path, out: Path, section: str, spatial_size, num_workers: i
         eval_section=section,
         save_overlays=False,
         num_workers=num_workers,
+        **({"cache_dir": str(cache_dir)} if cache_dir else {}),
         **{"validate#postprocessing#transforms": POSTPROCESSING},
     )
     workflow.initialize()
@@ -187,6 +188,8 @@ def main() -> None:
                         help="holds models/model.pt and datalist.json (benchmarks/isbi_cpu.py)")
     parser.add_argument("--spatial-size", type=int, nargs=2, default=(160, 200), help="the model's input (W, H)")
     parser.add_argument("--out", type=Path, default=None, help="outputs (default WORKDIR/uncertainty_refit)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="preprocessing cache (default: the bundle's, WORKDIR/cache/<size>)")
     parser.add_argument("--reuse", action="store_true", help="read OUT/predictions_<section>.npz instead of inferring")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num-workers", type=int, default=1)
@@ -200,7 +203,7 @@ def main() -> None:
     for section in SECTIONS:
         file = out / f"predictions_{section}.npz"
         data[section] = dict(np.load(file)) if args.reuse else predict(args.workdir, out, section, args.spatial_size,
-                                                                       args.num_workers)
+                                                                       args.num_workers, args.cache_dir)
     import json
 
     datalist = json.loads((args.workdir / "datalist.json").read_text())
