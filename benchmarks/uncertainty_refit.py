@@ -29,6 +29,7 @@ Errors are in mm on the source images (0.1 mm/pixel). Prints one table.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import time
 from pathlib import Path
@@ -51,18 +52,20 @@ POSTPROCESSING = [
 ]
 
 
-def predict(workdir: Path, out: Path, section: str, spatial_size, num_workers: int, cache_dir) -> dict[str, np.ndarray]:
+def predict(workdir: Path, datalist: Path, out: Path, section: str, spatial_size, num_workers: int,
+            cache_dir) -> dict[str, np.ndarray]:
     """Run the bundle's evaluation on ``section`` and collect points (mm), ground truth (mm) and covariances."""
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
         run_id="evaluating",
         bundle_root=str(workdir),
-        datalist_file=str(workdir / "datalist.json"),
+        datalist_file=str(datalist),
         output_dir=str(out / "eval"),
         spatial_size=list(spatial_size),
         eval_section=section,
         save_overlays=False,
         num_workers=num_workers,
+        batch_size=1,  # one image per batch: cached and freshly preprocessed items are never collated together
         **({"cache_dir": str(cache_dir)} if cache_dir else {}),
         **{"validate#postprocessing#transforms": POSTPROCESSING},
     )
@@ -191,6 +194,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="preprocessing cache (default: the bundle's, WORKDIR/cache/<size>)")
     parser.add_argument("--reuse", action="store_true", help="read OUT/predictions_<section>.npz instead of inferring")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images of Test1 and Test2")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num-workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -199,14 +203,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = args.out or args.workdir / "uncertainty_refit"
     out.mkdir(parents=True, exist_ok=True)
+    datalist = json.loads((args.workdir / "datalist.json").read_text())
+    datalist_file = args.workdir / "datalist.json"
+    if args.limit:
+        datalist = {k: v[: args.limit] if k in ("test1", "test2") else v for k, v in datalist.items()}
+        datalist_file = out / "datalist.json"
+        datalist_file.write_text(json.dumps(datalist))
     data = {}
     for section in SECTIONS:
         file = out / f"predictions_{section}.npz"
-        data[section] = dict(np.load(file)) if args.reuse else predict(args.workdir, out, section, args.spatial_size,
-                                                                       args.num_workers, args.cache_dir)
-    import json
+        data[section] = dict(np.load(file)) if args.reuse else predict(
+            args.workdir, datalist_file, out, section, args.spatial_size, args.num_workers, args.cache_dir
+        )
 
-    datalist = json.loads((args.workdir / "datalist.json").read_text())
     shapes, name = datalist_shapes(datalist["training"], "training")
     model = ShapeModel.fit(shapes, landmark_set=name)
     model.save(out / "shape_model.json")
