@@ -1,0 +1,23 @@
+"""Shape model of the landmarks and per-landmark uncertainty.
+
+- :class:`ShapeModel`: Procrustes-aligned point distribution model (PCA) in mm: ``plausibility``, MAP ``refine``
+  and interactive ``refit`` given fixed landmarks; built by ``python -m monai_ceph.shape DATALIST OUT``.
+- :func:`heatmap_covariance`, :func:`covariance_to_source`, :class:`UncertaintyCalibration` and the transforms
+  :class:`LandmarkUncertainty` / :class:`LandmarkUncertaintyd`: per-landmark covariance in source mm from the
+  predicted heatmaps, calibrated on validation errors.
+"""
+
+from .procrustes import Similarity, centroid_size, similarity_fit
+from .model import CHI2_2_99, ShapeModel, ShapePlausibility
+from .uncertainty import (
+    UncertaintyCalibration,
+    chi2_2_quantile,
+    covariance_sigma,
+    covariance_to_source,
+    ellipse_coverage,
+    heatmap_covariance,
+    mahalanobis_squared,
+)
+from .array import LandmarkUncertainty
+from .dictionary import LandmarkUncertaintyD, LandmarkUncertaintyd, LandmarkUncertaintyDict
+from .build import build_shape_model, datalist_shapes

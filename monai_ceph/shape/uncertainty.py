@@ -1,0 +1,220 @@
+"""Per-landmark uncertainty from predicted heatmaps, and its calibration on validation errors.
+
+- :func:`heatmap_covariance`: local second moments of each heatmap around its decoded peak, a ``(K, 2, 2)``
+  covariance in heatmap pixels;
+- :func:`covariance_to_source`: through the same affine the points go through, ``A cov A^T``, then into mm;
+- :class:`UncertaintyCalibration`: one scale per landmark so that the covariances match observed errors.
+
+A covariance ``S`` (mm^2) gives ``sigma_mm = sqrt(trace(S) / 2)``, the SD per axis of the isotropic Gaussian with
+the same mean squared radial error (``E|e|^2 = trace(S) = 2 sigma^2``); the ``q`` ellipse is
+``e^T S^-1 e <= -2 ln(1 - q)`` (the chi^2 quantile with 2 degrees of freedom).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai.utils.type_conversion import convert_to_dst_type
+
+from monai_ceph.data.landmark_sets import get_landmark_set
+
+from .utils import read_json, write_json
+
+__all__ = [
+    "heatmap_covariance",
+    "covariance_to_source",
+    "covariance_sigma",
+    "mahalanobis_squared",
+    "chi2_2_quantile",
+    "ellipse_coverage",
+    "UncertaintyCalibration",
+]
+
+CALIBRATION_FORMAT = "monai_ceph.uncertainty_calibration/1"
+
+
+def chi2_2_quantile(q: float) -> float:
+    """Quantile of chi^2 with 2 degrees of freedom: ``-2 ln(1 - q)`` (5.99 for 95 %)."""
+    if not 0 < q < 1:
+        raise ValueError(f"a quantile must lie in (0, 1), got {q!r}.")
+    return -2.0 * math.log1p(-q)
+
+
+def heatmap_covariance(heatmaps, peaks, radius: int = 8, logits: bool = False, background: bool = True):
+    """Covariance of each heatmap's mass around its peak, in heatmap pixels.
+
+    In a ``(2 radius + 1)^2`` window centred on the pixel nearest the peak, the heatmap (``sigmoid`` of it for
+    logits) less its background (the mean over the window's border ring, ``background=True``), clipped at zero,
+    weighs the outer products of the offsets from the sub-pixel peak:
+    ``cov = sum w d d^T / sum w``. Pixels outside the map weigh nothing. A channel with no mass gives NaN.
+
+    Args:
+        heatmaps: ``(..., K, h0, h1)`` numpy or torch.
+        peaks: ``(..., K, 2)`` decoded peaks in heatmap pixels.
+        radius: window half-width in heatmap pixels (about 4 sigma of the rendered target).
+        logits: the heatmaps are ``BCEWithLogits`` logits.
+        background: subtract the border-ring mean.
+
+    Returns:
+        ``(..., K, 2, 2)`` of the heatmaps' type (float32 torch; float64 numpy).
+    """
+    hm = torch.as_tensor(heatmaps).as_subclass(torch.Tensor)
+    if hm.ndim < 3:
+        raise ValueError(f"heatmaps must have shape (..., K, dim0, dim1), got {tuple(hm.shape)}.")
+    pk = torch.as_tensor(peaks, device=hm.device).as_subclass(torch.Tensor).to(torch.float64)
+    if tuple(pk.shape) != tuple(hm.shape[:-2]) + (2,):
+        raise ValueError(f"peaks must have shape {tuple(hm.shape[:-2]) + (2,)}, got {tuple(pk.shape)}.")
+    if isinstance(radius, bool) or int(radius) != radius or radius < 1:
+        raise ValueError(f"radius must be an integer >= 1, got {radius!r}.")
+    lead, (n0, n1) = hm.shape[:-2], hm.shape[-2:]
+    flat = hm.reshape(-1, n0 * n1)
+    pk = pk.reshape(-1, 2)
+    finite = torch.isfinite(pk).all(-1)
+    centre = torch.round(torch.where(finite[:, None], pk, torch.zeros_like(pk))).long()
+    d = torch.arange(-radius, radius + 1, device=hm.device)
+    d0, d1 = (g.reshape(-1) for g in torch.meshgrid(d, d, indexing="ij"))
+    j0, j1 = centre[:, :1] + d0, centre[:, 1:] + d1
+    inside = (j0 >= 0) & (j0 < n0) & (j1 >= 0) & (j1 < n1)
+    values = torch.gather(flat, 1, j0.clamp(0, n0 - 1) * n1 + j1.clamp(0, n1 - 1)).to(torch.float64)
+    values = torch.sigmoid(values) if logits else values
+    if background:
+        ring = ((d0.abs() == radius) | (d1.abs() == radius))[None] & inside
+        bg = (values * ring).sum(-1, keepdim=True) / ring.sum(-1, keepdim=True).clamp_min(1)
+        values = values - bg
+    w = values.clamp_min(0.0) * inside
+    o0, o1 = j0 - pk[:, :1], j1 - pk[:, 1:]
+    total = w.sum(-1)
+    c00, c11, c01 = ((w * a * b).sum(-1) / total for a, b in ((o0, o0), (o1, o1), (o0, o1)))
+    cov = torch.stack([torch.stack([c00, c01], -1), torch.stack([c01, c11], -1)], -2)
+    cov = torch.where(((total > 0) & finite)[:, None, None], cov, torch.full_like(cov, math.nan))
+    cov = cov.reshape(*lead, 2, 2)
+    out, *_ = convert_to_dst_type(cov, heatmaps, dtype=torch.float32 if isinstance(heatmaps, torch.Tensor) else np.float64)
+    return out
+
+
+def covariance_to_source(cov, matrix, spacing=None):
+    """Map ``(..., 2, 2)`` covariances through the linear part ``A`` of a 2-D affine (``3x3`` homogeneous or
+    ``2x2``; e.g. :func:`~monai_ceph.transforms.model_to_source_affine`): ``A cov A^T``, then into mm with
+    ``spacing`` ``(2,)`` (mm/pixel of the target grid): ``diag(s) A cov A^T diag(s)``. Returns the input's type."""
+    c = torch.as_tensor(cov).as_subclass(torch.Tensor).detach().cpu().to(torch.float64)
+    a = torch.as_tensor(matrix, dtype=torch.float64).cpu()[:2, :2]
+    if spacing is not None:
+        s = torch.as_tensor(spacing, dtype=torch.float64).cpu().reshape(2)
+        a = s[:, None] * a
+    out = a @ c @ a.T
+    result, *_ = convert_to_dst_type(out, cov, dtype=getattr(cov, "dtype", torch.float64))
+    return result
+
+
+def covariance_sigma(cov):
+    """``sqrt(trace / 2)`` of ``(..., 2, 2)`` covariances: the per-axis SD, ``(...)``, of the input's type."""
+    c = torch.as_tensor(cov)
+    out = torch.sqrt(torch.clamp(torch.diagonal(c, dim1=-2, dim2=-1).sum(-1) / 2, min=0))
+    result, *_ = convert_to_dst_type(out, cov, dtype=getattr(cov, "dtype", torch.float64))
+    return result
+
+
+def mahalanobis_squared(errors, cov) -> np.ndarray:
+    """``e^T S^-1 e`` for errors ``(..., 2)`` and covariances ``(..., 2, 2)`` (NaN where either is not finite)."""
+    e = np.asarray(torch.as_tensor(errors).cpu(), dtype=np.float64)
+    s = np.asarray(torch.as_tensor(cov).cpu(), dtype=np.float64)
+    ok = np.isfinite(e).all(-1) & np.isfinite(s).all((-1, -2)) & (np.linalg.det(np.nan_to_num(s)) > 0)
+    safe = np.where(ok[..., None, None], s, np.eye(2))
+    m = (e * np.linalg.solve(safe, np.nan_to_num(e)[..., None])[..., 0]).sum(-1)
+    return np.where(ok, m, np.nan)
+
+
+def ellipse_coverage(errors, cov, q: float = 0.95) -> float:
+    """Share of finite errors inside their predicted ``q`` ellipse."""
+    m = mahalanobis_squared(errors, cov)
+    m = m[np.isfinite(m)]
+    return float((m <= chi2_2_quantile(q)).mean()) if m.size else math.nan
+
+
+class UncertaintyCalibration:
+    """One scale factor per landmark for predicted covariances, fitted on validation errors.
+
+    ``calibrated = scale_k^2 * cov`` (so ``sigma_mm`` scales by ``scale_k``). :meth:`fit` chooses, per landmark,
+
+    - ``method="mle"``: the maximum-likelihood scale of ``e ~ N(0, scale^2 S)``, ``scale^2 = mean(e^T S^-1 e) / 2``
+      (the calibrated sigma matches the observed RMS error in Mahalanobis units);
+    - ``method="quantile"``: ``scale^2 = quantile_q(e^T S^-1 e) / chi2_2(q)``, so that a share ``q`` of the
+      validation errors lie inside their ``q`` ellipse.
+
+    Args:
+        scales: ``(K,)`` positive factors.
+        landmark_set: name of the landmark set (``None``: unnamed).
+        method, coverage: how the scales were fitted (recorded in the JSON).
+    """
+
+    def __init__(self, scales, landmark_set: str | None = None, method: str = "mle", coverage: float = 0.95) -> None:
+        self.scales = np.asarray(scales, dtype=np.float64).reshape(-1)
+        if not (np.isfinite(self.scales).all() and (self.scales > 0).all()):
+            raise ValueError(f"calibration scales must be positive and finite, got {self.scales.tolist()}.")
+        self.landmark_set = None if landmark_set is None else get_landmark_set(landmark_set).name
+        if self.landmark_set is not None and len(get_landmark_set(self.landmark_set)) != len(self.scales):
+            raise ValueError(f"{len(self.scales)} scales for the {len(get_landmark_set(self.landmark_set))} "
+                             f"landmarks of the {self.landmark_set} set.")
+        if method not in ("mle", "quantile"):
+            raise ValueError(f"method must be 'mle' or 'quantile', got {method!r}.")
+        self.method = method
+        self.coverage = float(coverage)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(landmark_set={self.landmark_set!r}, method={self.method!r}, scales={self.scales.round(3).tolist()})"
+
+    @classmethod
+    def fit(cls, errors, cov, method: str = "mle", coverage: float = 0.95, landmark_set: str | None = None):
+        """Fit on ``errors`` ``(N, K, 2)`` (prediction - truth, mm) and predicted ``cov`` ``(N, K, 2, 2)`` (mm^2).
+
+        Entries with a non-finite error or covariance are ignored; each landmark needs two or more.
+        """
+        m = mahalanobis_squared(errors, cov)
+        if m.ndim != 2:
+            raise ValueError(f"errors must be (N, K, 2) and cov (N, K, 2, 2), got Mahalanobis values {m.shape}.")
+        if method not in ("mle", "quantile"):
+            raise ValueError(f"method must be 'mle' or 'quantile', got {method!r}.")
+        counts = np.isfinite(m).sum(0)
+        if (counts < 2).any():
+            raise ValueError(f"landmark(s) {np.flatnonzero(counts < 2).tolist()} have fewer than 2 validation errors "
+                             "with a finite covariance.")
+        if method == "mle":
+            squared = np.nanmean(m, axis=0) / 2
+        else:
+            squared = np.nanquantile(m, coverage, axis=0) / chi2_2_quantile(coverage)
+        return cls(np.sqrt(np.maximum(squared, 1e-12)), landmark_set, method, coverage)
+
+    def __call__(self, cov):
+        """Calibrated ``(..., K, 2, 2)`` covariances, of the input's type."""
+        c = torch.as_tensor(cov)
+        if c.shape[-3:] != (len(self.scales), 2, 2):
+            raise ValueError(f"covariances must be (..., {len(self.scales)}, 2, 2), got {tuple(c.shape)}.")
+        s2 = torch.as_tensor(self.scales**2, dtype=c.dtype if c.is_floating_point() else torch.float64, device=c.device)
+        out = c * s2[:, None, None]
+        result, *_ = convert_to_dst_type(out, cov)
+        return result
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write as JSON (next to the model, e.g. ``models/uncertainty_calibration.json``)."""
+        return write_json(path, CALIBRATION_FORMAT, {
+            "landmark_set": self.landmark_set,
+            "method": self.method,
+            "coverage": self.coverage,
+            "scales": self.scales.tolist(),
+        })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> UncertaintyCalibration:
+        """Read a file written by :meth:`save`; a wrong or damaged file is a ``ValueError`` naming it."""
+        path = Path(path)
+        content = read_json(path, CALIBRATION_FORMAT, "an uncertainty calibration")
+        try:
+            return cls(content["scales"], content.get("landmark_set"), content.get("method", "mle"),
+                       content.get("coverage", 0.95))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"{path}: bad calibration entry: {e}") from e
