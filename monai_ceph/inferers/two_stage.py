@@ -6,7 +6,8 @@ to the pixels of a second copy of the image at the local spacing (both images ca
 (:class:`~monai_ceph.transforms.spatial.patches.LandmarkPatches`); the local network predicts the heatmaps of the
 patch and landmark ``k`` is read from channel ``k`` of its own patch. With Expansive Exploration (Zhong et al.,
 MICCAI 2019) five patches per landmark (the centred one and four at the corners of a square enlarged by
-``epsilon``) are averaged in image coordinates, normalised by their maximum, thresholded and the centroid taken.
+``epsilon``) are averaged in image coordinates, normalised by their maximum, thresholded and the centroid of the blob
+around the maximum taken.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class LandmarkRefiner:
         logits: the network outputs ``BCEWithLogits`` logits.
         exploration: use Expansive Exploration (five patches per landmark merged in image coordinates).
         epsilon: enlargement of the explored square (side ``epsilon`` x patch), > 1.
-        threshold: fraction of the merged maximum kept for the centroid.
+        threshold: fraction of the merged maximum kept for the centroid (within 3 codec sigmas of the maximum).
         batch_size: patches per forward pass.
     """
 
@@ -136,15 +137,21 @@ class LandmarkRefiner:
         canvas_to_image = matrices[:, 0] @ _translation(-margin.double())  # (K, 3, 3)
         canvas_to_patch = torch.linalg.solve(matrices, canvas_to_image[:, None].expand_as(matrices))
         flat = canvas_to_patch.reshape(-1, 3, 3)
-        values = sample_patches(probs.reshape(-1, 1, *shape), flat, canvas_shape).reshape(k, len(offsets), *canvas_shape)
+        values = sample_patches(probs.reshape(-1, 1, *shape), flat, canvas_shape)
+        values = values.reshape(k, len(offsets), *canvas_shape)
         ones = torch.ones(len(flat), 1, *shape)
         cover = sample_patches(ones, flat, canvas_shape).reshape(k, len(offsets), *canvas_shape)
         merged = values.sum(1) / cover.sum(1).clamp_min(1e-6)  # (K, *canvas): the average of the patches
-        peak = merged.flatten(1).max(1).values
-        weights = merged * (merged >= self.threshold * peak[:, None, None])
+        peak, index = merged.flatten(1).max(1)
         g0 = torch.arange(canvas_shape[0], dtype=torch.float64)[:, None]
         g1 = torch.arange(canvas_shape[1], dtype=torch.float64)[None]
-        w = weights.double()
+        # the thresholded blob around the peak: pixels >= threshold * peak within 3 sigma of the argmax, so that a
+        # second response elsewhere in the explored square does not pull the centroid off
+        radius = 3 * self.codec.sigma / self.codec.stride
+        i0, i1 = (index // canvas_shape[1])[:, None, None], (index % canvas_shape[1])[:, None, None]
+        near = (g0 - i0) ** 2 + (g1 - i1) ** 2
+        keep = (merged >= self.threshold * peak[:, None, None]) & (near <= radius**2)
+        w = (merged * keep).double()
         total = w.flatten(1).sum(1).clamp_min(1e-12)
         centroid = torch.stack([(w * g0).flatten(1).sum(1), (w * g1).flatten(1).sum(1)], -1) / total[:, None]
         landmarks = torch.stack([transform_points(c[None], m)[0] for c, m in zip(centroid, canvas_to_image)])

@@ -104,7 +104,8 @@ def test_two_stage_inferer_refines_in_source_pixels_and_reports_coarse():
     refined = LandmarksToSource()(out["pred_landmarks"][0], image)
     coarse = LandmarksToSource()(out["coarse_landmarks"][0], image)
     np.testing.assert_allclose(refined.numpy(), TRUE.numpy(), atol=2e-3)
-    np.testing.assert_allclose(coarse.numpy(), (TRUE + torch.tensor([2.0, 0.0], dtype=torch.float64)).numpy(), atol=2e-3)
+    expected_coarse = TRUE + torch.tensor([2.0, 0.0], dtype=torch.float64)
+    np.testing.assert_allclose(coarse.numpy(), expected_coarse.numpy(), atol=2e-3)
     assert out["coarse_outside"].sum() == 0
 
 

@@ -354,7 +354,9 @@ class RandLandmarkPatchd(RandomizableTransform, LandmarkPatchesd):
         centres = self._centres(d)
         valid = np.flatnonzero(torch.isfinite(centres).all(-1).numpy())
         if len(valid) == 0:
-            raise ValueError(f"{describe_item(d)}: no finite landmark in {self.centres_key!r} to sample a patch around.")
+            raise ValueError(
+                f"{describe_item(d)}: no finite landmark in {self.centres_key!r} to sample a patch around."
+            )
         self.randomize(valid)
         spacing = as_spacing(self._spacing(d)).to(torch.float64)
         jittered = centres[self._indices] + torch.as_tensor(self._offsets_mm) / spacing
