@@ -28,3 +28,4 @@ from .measure import UNDETERMINED, GeometryWarning, classify, measure, measure_w
 from .overlay import render_analysis_overlay
 from .report import AnalysisReport
 from .writers import measurements_record, measurements_to_csv_row, measurements_to_json
+from .handlers import AnalysisOverlaySaver, MeasurementWriter

@@ -24,7 +24,8 @@ import pytest
 import torch
 from PIL import Image
 
-from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+from monai_ceph.analysis import ISBI2015_CLASSIFICATION, measure
 from monai_ceph.data import build_datalist, get_landmark_set, write_datalist
 from monai_ceph.transforms import MODEL_SPATIAL_SIZE
 
@@ -138,7 +139,27 @@ def check_evaluation_report(eval_dir, items):
     for image_id in items:
         with Image.open(eval_dir / "overlays" / f"{image_id}.png") as overlay:
             assert overlay.format == "PNG" and min(overlay.size) > 0
+        with Image.open(eval_dir / "analysis_overlays" / f"{image_id}.png") as tracing:
+            assert tracing.format == "PNG" and min(tracing.size) > 100
+    check_measurements(eval_dir, items)
+    analysis = json.loads((eval_dir / "analysis_summary.json").read_text())
+    assert set(ISBI2015_CLASSIFICATION) <= set(analysis["measurements"])
     return predictions
+
+
+def check_measurements(results_dir, items):
+    """The per-image measurements beside the landmarks equal ``measure`` of the written landmarks and spacing."""
+    for image_id in items:
+        landmarks = json.loads((results_dir / "landmarks" / f"{image_id}.json").read_text())
+        points = np.array([[np.nan if r["x"] is None else r["x"], np.nan if r["y"] is None else r["y"]]
+                           for r in landmarks["landmarks"]])
+        expected = measure(points, landmarks["spacing"])
+        written = json.loads((results_dir / "measurements" / f"{image_id}.json").read_text())
+        assert written["id"] == image_id and written["landmark_set"] == "isbi2015"
+        for name in ISBI2015_CLASSIFICATION:
+            value = written["measurements"][name]["value"]
+            assert value == pytest.approx(expected[name], rel=1e-5, abs=1e-3), name
+        assert (results_dir / "measurements" / f"{image_id}.csv").is_file()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -162,7 +183,9 @@ def test_metadata_describes_the_network_and_its_input(configs):
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     assert image["spatial_shape"] == pred["spatial_shape"] == list(MODEL_SPATIAL_SIZE)  # the trained input size
     assert image["num_channels"] == train["network_def"]["in_channels"] == 1
-    assert pred["num_channels"] == train["num_landmarks"] == len(ISBI)
+    parser = ConfigParser(train)
+    parser["landmark_set"] = "isbi2015"  # what datalist_landmark_set finds in ISBI (or phantom) data
+    assert pred["num_channels"] == parser.get_parsed_content("num_landmarks") == len(ISBI)
     assert list(pred["channel_def"].values()) == list(ISBI.abbreviations)
     # every package the bundle's configs import or instantiate, with the reader of DICOM inputs
     assert {"monai_ceph", "pytorch-ignite", "scikit-image", "itk", "pydicom", "pillow", "tqdm"} <= set(
