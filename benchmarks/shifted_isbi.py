@@ -46,7 +46,8 @@ from PIL import Image
 
 from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
-from monai.transforms import Compose, GaussianSmooth, LoadImage, LoadImaged
+from monai.transforms import Compose, LoadImage, LoadImaged
+from skimage.filters import gaussian
 
 from monai_ceph.data import build_datalist, isbi_dir
 from monai_ceph.transforms import LoadLandmarksd, ResizeWithLandmarks, ToGreyscaled
@@ -111,7 +112,8 @@ def shift_item(d: dict, shifts: tuple[str, ...], rng: np.random.Generator, index
             img = _contrast(rng, img)
         elif shift == "blur":
             sigma = rng.uniform(0.25, 0.4) / np.asarray(spacing, dtype=np.float64)
-            img = GaussianSmooth(sigma=tuple(sigma.tolist()))(img)
+            blurred = gaussian(torch.as_tensor(img)[0].numpy(), sigma=sigma, mode="nearest", preserve_range=True)
+            img = torch.as_tensor(blurred, dtype=torch.float32)[None]
         elif shift == "noise":
             std = rng.uniform(0.02, 0.04)
             noise = torch.as_tensor(rng.standard_normal(tuple(img.shape)), dtype=img.dtype)

@@ -136,6 +136,8 @@ class PhysicalField(ResizeWithLandmarks):
         )
         if spacing is None:
             raise ValueError(f"{_source_name(img)} has no pixel spacing: {hint}")
+        if isinstance(spacing, (str, bytes)):
+            raise ValueError(f"{_source_name(img)}: pixel spacing {spacing!r} is not numeric: {hint}")
         if isinstance(spacing, torch.Tensor):
             spacing = spacing.detach().cpu().numpy()
         try:
