@@ -45,7 +45,9 @@ class TestTimeAugmentationInferer(Inferer):
         value_range: the input intensity range ``(low, high)`` (the bundle's preprocessing gives ``[0, 1]``).
         logits: the network outputs logits (merged as probabilities, returned as logits); ``False``: outputs are
             probabilities or heatmaps and are averaged as they are.
-        mode: interpolation of the zooms.
+        mode: interpolation of the input zooms.
+        heatmap_mode: interpolation of the heatmaps mapped back (bicubic keeps a decoded sub-pixel peak within
+            about 0.01 px of its position, bilinear within about 0.05 px; the geometry itself is exact either way).
         inferer: the inferer each variant runs through (default: calls the network directly).
     """
 
@@ -58,6 +60,7 @@ class TestTimeAugmentationInferer(Inferer):
         value_range: Sequence[float] = (0.0, 1.0),
         logits: bool = True,
         mode: str = "bilinear",
+        heatmap_mode: str = "bicubic",
         inferer: Inferer | None = None,
     ) -> None:
         super().__init__()
@@ -70,6 +73,7 @@ class TestTimeAugmentationInferer(Inferer):
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}.")
         self.logits = logits
         self.mode = mode
+        self.heatmap_mode = heatmap_mode
         self.inferer = inferer
 
     def _gamma(self, x: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -92,7 +96,7 @@ class TestTimeAugmentationInferer(Inferer):
         for scale, gamma in itertools.product(self.scales, self.gammas):
             variant = zoom_about_centre(self._gamma(x, gamma), scale, self.mode)
             heatmap = self._run(variant.to(x.dtype), network, *args, **kwargs)
-            outputs.append(zoom_about_centre(heatmap, 1.0 / scale, self.mode))
+            outputs.append(zoom_about_centre(heatmap, 1.0 / scale, self.heatmap_mode))
         return torch.stack(outputs)
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args, **kwargs) -> torch.Tensor:
