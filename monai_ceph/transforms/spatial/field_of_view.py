@@ -29,7 +29,7 @@ from monai.data.meta_tensor import MetaTensor
 from monai.transforms.croppad.array import BorderPad, SpatialCrop
 from monai.transforms.spatial.array import Resize
 from monai.transforms.transform import MapTransform, RandomizableTransform, Transform
-from monai.utils import TransformBackends, ensure_tuple_rep
+from monai.utils import TransformBackends
 
 from monai_ceph.data.readers import SpacingError, check_spacing
 from monai_ceph.transforms.landmarks.array import landmark_visibility
@@ -181,21 +181,27 @@ class PhysicalFieldd(ResizeWithLandmarksd):
     ) -> None:
         if spacing_key is None:
             raise ValueError("the physical-scale input reads the pixel spacing: spacing_key cannot be None.")
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.companions = _LandmarkCompanions(landmark_keys, mask_keys, spacing_key)
-        self.resizers = [
-            PhysicalField(
-                spatial_size=spatial_size,
-                pixel_spacing=pixel_spacing,
-                field_mm=field_mm,
-                mode=m,
-                anti_aliasing=anti_aliasing,
-                anti_aliasing_sigma=anti_aliasing_sigma,
-                padding_mode=padding_mode,
-                dtype=dtype,
-            )
-            for m in ensure_tuple_rep(mode, len(self.keys))
-        ]
+        self.field = PhysicalField(spatial_size, pixel_spacing, field_mm)  # the output geometry and spacing check
+        super().__init__(
+            keys,
+            landmark_keys=landmark_keys,
+            spacing_key=spacing_key,
+            mask_keys=mask_keys,
+            spatial_size=spatial_size,
+            pixel_spacing=self.field.pixel_spacing,
+            mode=mode,
+            anti_aliasing=anti_aliasing,
+            anti_aliasing_sigma=anti_aliasing_sigma,
+            padding_mode=padding_mode,
+            dtype=dtype,
+            allow_missing_keys=allow_missing_keys,
+        )
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        first_key = self.first_key(data)
+        if first_key != ():
+            self.field.check_spacing(data[first_key], self.companions.spacing(data))
+        return super().__call__(data)
 
 
 def _check_cut_off(cut_off: str) -> str:
