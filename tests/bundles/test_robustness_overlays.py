@@ -70,6 +70,7 @@ def test_tta_overlay_sets_the_inferers(configs):
     assert p.get_parsed_content("validate#inferer").scales == (0.9, 1.0, 1.1)
 
 
+@pytest.mark.slow
 def test_phantoms_train_with_both_options_and_evaluate_with_tta(configs, phantom_datalist, tmp_path):
     override = {"bundle_root": str(tmp_path), "datalist_file": str(phantom_datalist), **SMALL}
     files = [str(configs / f"{n}.json") for n in ("train", "physical_scale", "scanner_augmentation")]

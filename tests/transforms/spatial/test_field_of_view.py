@@ -190,6 +190,7 @@ def test_physical_field_arguments():
         PhysicalFieldd("image", spacing_key=None, pixel_spacing=0.5)
 
 
+@pytest.mark.isbi
 def test_physical_field_on_real_isbi_images(isbi_dir):
     """Two real radiographs through the bundle's loading, at two scanner spacings, land on the same model pixels."""
     from monai.transforms import Compose, LoadImaged
