@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=150, help="first N of Test1")
     parser.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=SHIFTS)
     parser.add_argument("--no-tta", action="store_true")
+    parser.add_argument("--report", action="store_true", help="print the table of the evaluations done so far")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "shifted_isbi")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num-workers", type=int, default=0)
@@ -243,18 +244,35 @@ def main() -> None:
     print(f"\nshifted sets ready in {(time.perf_counter() - start) / 60:.1f} min: {datalist}")
 
     sections = ["clean", *args.shifts]
+    results = args.out / "results.jsonl"  # one line per evaluation: a rerun resumes, --report prints what is there
+    done = {}
+    if results.is_file():
+        for line in results.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["label"], r["model"], r["mtime"], r["tta"], r["section"], r["n"])] = r["summary"]
     rows = []
-    for label, workdir, overlays in models:
-        for tta in (False,) if args.no_tta else (False, True):
+    for tta in (False,) if args.no_tta else (False, True):
+        for label, workdir, overlays in models:
+            model = workdir / "models" / "model.pt"
             for section in sections:
-                t0 = time.perf_counter()
-                s = evaluate(label, workdir, overlays, tta, section, args, datalist)
-                rows.append((label, tta, section, s))
-                print(f"{label} tta={tta} {section}: MRE {s['mre_mm']:.2f} mm ({time.perf_counter() - t0:.0f} s)")
+                key = (label, str(model), model.stat().st_mtime, tta, section, len(test1))
+                if key not in done and not args.report:
+                    t0 = time.perf_counter()
+                    done[key] = evaluate(label, workdir, overlays, tta, section, args, datalist)
+                    with results.open("a") as f:
+                        f.write(json.dumps(dict(zip(("label", "model", "mtime", "tta", "section", "n"), key),
+                                                summary=done[key])) + "\n")
+                    print(f"{label} tta={tta} {section}: MRE {done[key]['mre_mm']:.2f} mm "
+                          f"({time.perf_counter() - t0:.0f} s)")
+                if key in done:
+                    rows.append((label, tta, section, done[key]))
+    print_table(rows, args, len(test1))
 
+
+def print_table(rows, args, n_images: int) -> None:
     W, H = args.spatial_size
     print()
-    print(f"Shifted ISBI 2015 Test1 ({len(test1)} images, averaged ground truth), input {H}x{W} (HxW), "
+    print(f"Shifted ISBI 2015 Test1 ({n_images} images, averaged ground truth), input {H}x{W} (HxW), "
           f"{platform.machine()} CPU x{args.threads} threads; physical-scale field "
           f"{args.physical_field_mm[0]:g} x {args.physical_field_mm[1]:g} mm; TTA scales 0.9/1.0/1.1")
     print("| model | TTA | set | MRE ± SD (mm) | vs clean | SDR 2 mm | SDR 4 mm (%) |")
@@ -262,9 +280,9 @@ def main() -> None:
     clean = {(lab, t): s["mre_mm"] for lab, t, sec, s in rows if sec == "clean"}
     for label, tta, section, s in rows:
         sdr = s["sdr_percent"]
-        ratio = s["mre_mm"] / clean[(label, tta)] - 1
+        ratio = f"{100 * (s['mre_mm'] / clean[(label, tta)] - 1):+.0f} %" if (label, tta) in clean else "-"
         print(f"| {label} | {'yes' if tta else 'no'} | {section} | {s['mre_mm']:.2f} ± {s['sd_mm']:.2f} | "
-              f"{100 * ratio:+.0f} % | {sdr['2.0']:.1f} | {sdr['4.0']:.1f} |")
+              f"{ratio} | {sdr['2.0']:.1f} | {sdr['4.0']:.1f} |")
 
 
 if __name__ == "__main__":
