@@ -139,12 +139,14 @@ def _save(img: torch.Tensor, path: Path, quality: int | None) -> Path:
 
 def make_shifted(out: Path, items: list[dict], shifts) -> Path:
     """Write the shifted sets under ``out`` and a datalist with one section per set (``clean`` = Test1)."""
-    key = hashlib.sha1(json.dumps([list(shifts), SEED, SITE_SPACING], sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha1(json.dumps([SEED, SITE_SPACING], sort_keys=True).encode()).hexdigest()
     datalist_file, key_file = out / "datalist.json", out / "datalist.key"
     if datalist_file.is_file() and key_file.is_file() and key_file.read_text() == key:
         written = json.loads(datalist_file.read_text())
         index = {item["id"]: i for i, item in enumerate(written["clean"])}
-        if all(item["id"] in index and written["clean"][index[item["id"]]] == item for item in items):
+        if set(shifts) <= set(written) and all(
+            item["id"] in index and written["clean"][index[item["id"]]] == item for item in items
+        ):
             if len(items) == len(written["clean"]):
                 return datalist_file
             subset = {k: [v[index[item["id"]]] for item in items] for k, v in written.items()}  # a prefix of Test1: the same seeds
