@@ -54,3 +54,5 @@ from .utils import (
     transform_points,
     transform_spacing,
 )
+from .spatial.field_of_view import *  # noqa: F401,F403,E402
+from .spatial.patches import *  # noqa: F401,F403,E402

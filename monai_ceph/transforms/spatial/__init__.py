@@ -21,3 +21,5 @@ from .dictionary import (
     ResizeWithLandmarksd,
     ResizeWithLandmarksDict,
 )
+from .field_of_view import *  # noqa: F401,F403  (PhysicalField(d), FieldOfView(d), RandFieldOfView(d))
+from .patches import *  # noqa: F401,F403  (LandmarkPatches(d), RandLandmarkPatchd)

@@ -33,14 +33,14 @@ from monai.utils import TransformBackends
 
 from monai_ceph.data.readers import SpacingError, check_spacing
 from monai_ceph.transforms.landmarks.array import landmark_visibility
-from monai_ceph.transforms.spatial.array import (
+from monai_ceph.transforms.spatial.array import ResizeWithLandmarks
+from monai_ceph.transforms.utils import (
     MODEL_SPATIAL_SIZE,
     SPATIAL_DIMS,
-    ResizeWithLandmarks,
-    _as_meta,
-    _carry,
-    _check_image,
-    _like_input,
+    as_meta,
+    carry_landmarks,
+    check_image,
+    convert_like,
     image_affine,
     record_source_affine,
 )
@@ -114,7 +114,7 @@ class PhysicalField(ResizeWithLandmarks):
             pixel_spacing = physical_pixel_spacing(spatial_size, field_mm)
         super().__init__(
             spatial_size=spatial_size,
-            pixel_spacing=pixel_spacing,
+            target_spacing=pixel_spacing,
             mode=mode,
             anti_aliasing=anti_aliasing,
             anti_aliasing_sigma=anti_aliasing_sigma,
@@ -125,7 +125,7 @@ class PhysicalField(ResizeWithLandmarks):
     @property
     def field_mm(self) -> tuple[float, ...]:
         """The physical field (mm) of the output, per dim."""
-        return tuple(s * p for s, p in zip(self.spatial_size, self.pixel_spacing))  # type: ignore[arg-type]
+        return tuple(s * p for s, p in zip(self.spatial_size, self.target_spacing))  # type: ignore[arg-type]
 
     def check_spacing(self, img, spacing) -> np.ndarray:
         """``spacing`` as float64 ``(2,)``, or a ``ValueError`` naming the image and the way out."""
@@ -188,7 +188,7 @@ class PhysicalFieldd(ResizeWithLandmarksd):
             spacing_key=spacing_key,
             mask_keys=mask_keys,
             spatial_size=spatial_size,
-            pixel_spacing=self.field.pixel_spacing,
+            target_spacing=self.field.target_spacing,
             mode=mode,
             anti_aliasing=anti_aliasing,
             anti_aliasing_sigma=anti_aliasing_sigma,
@@ -271,8 +271,8 @@ class FieldOfView(Transform):
         Returns:
             ``(image, landmarks, spacing)`` in the output grid, each of its input's type.
         """
-        _check_image(img)
-        img_t = _as_meta(img)
+        check_image(img)
+        img_t = as_meta(img)
         record_source_affine(img_t)
         before = image_affine(img_t)
         size = tuple(img_t.shape[1:])
@@ -289,9 +289,9 @@ class FieldOfView(Transform):
         target = self.spatial_size or size
         if tuple(out.shape[1:]) != tuple(target):
             out = Resize(target, mode=self.mode, anti_aliasing=self.anti_aliasing)(out)
-        landmarks, spacing = _carry(before, out, landmarks, spacing)
+        landmarks, spacing = carry_landmarks(before, out, landmarks, spacing)
         landmarks = _mark_cut_off(landmarks, target, self.cut_off)
-        return _like_input(out, img), landmarks, spacing
+        return convert_like(out, img), landmarks, spacing
 
 
 class RandFieldOfView(RandomizableTransform):
@@ -368,7 +368,7 @@ class RandFieldOfView(RandomizableTransform):
 
     def __call__(self, img: NdarrayOrTensor, landmarks=None, spacing=None, randomize: bool = True):
         """As :meth:`FieldOfView.__call__`; unchanged inputs when not applied."""
-        _check_image(img)
+        check_image(img)
         if randomize:
             self.randomize()
         if not self._do_transform:
@@ -415,7 +415,7 @@ class FieldOfViewd(MapTransform):
             if not first:
                 d[key] = fov(d[key])[0]
                 continue
-            image = _as_meta(d[key])
+            image = as_meta(d[key])
             record_source_affine(image)
             before = image_affine(image)
             out = fov(image)[0]
@@ -423,7 +423,7 @@ class FieldOfViewd(MapTransform):
             for lm_key in self.companions.landmark_keys:
                 if lm_key in d:
                     d[lm_key] = _mark_cut_off(d[lm_key], out.shape[1:], fov.cut_off)
-            d[key] = _like_input(out, d[key])
+            d[key] = convert_like(out, d[key])
             first = False
         return d
 

@@ -16,7 +16,7 @@ A ``MetaTensor`` patch gets the affine ``image.affine @ patch_to_image`` and kee
 source affine), so :class:`~monai_ceph.transforms.LandmarksToSourced` maps patch predictions to source pixels the
 same way it maps model predictions. Sampling is bilinear at pixel centres (``torch.nn.functional.grid_sample``,
 ``align_corners=False``); downsampling is not anti-aliased, so resample the image to about the patch spacing first
-(:class:`~monai_ceph.transforms.ResizeWithLandmarksd` with ``pixel_spacing``).
+(:class:`~monai_ceph.transforms.ResizeWithLandmarksd` with ``target_spacing``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from monai.utils.type_conversion import convert_to_dst_type
 
 from monai_ceph.transforms.landmarks.array import as_spacing, landmark_visibility
 from monai_ceph.transforms.landmarks.dictionary import describe_item
-from monai_ceph.transforms.spatial.array import SPATIAL_DIMS, _check_image, transform_points
+from monai_ceph.transforms.utils import SPATIAL_DIMS, check_image, transform_points
 
 __all__ = [
     "LandmarkPatches",
@@ -162,7 +162,7 @@ class LandmarkPatches(Transform):
             ``img``'s type; ``(M, N, 2)`` landmarks in patch pixels of ``landmarks``' type, NaN where not finite or
             outside the patch (``None`` without landmarks); the ``(M, 3, 3)`` float64 patch -> image matrices.
         """
-        _check_image(img)
+        check_image(img)
         matrices = self.patch_to_image(centres, spacing)
         data = torch.as_tensor(img)
         patches = sample_patches(data, matrices, self.spatial_size, self.mode, self.padding_mode)

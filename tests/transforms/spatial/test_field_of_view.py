@@ -208,7 +208,7 @@ def test_physical_field_on_real_isbi_images(isbi_dir):
         d["spacing"] = torch.tensor(item["spacing"])
         a = physical(dict(d))
         # the same radiograph as a 0.127 mm/pixel scanner would store it
-        img, lm, sp = ResizeWithLandmarks(spatial_size=None, pixel_spacing=0.127)(d["image"], d["landmarks"],
+        img, lm, sp = ResizeWithLandmarks(spatial_size=None, target_spacing=0.127)(d["image"], d["landmarks"],
                                                                                   d["spacing"])
         b = physical({"image": img, "landmarks": lm, "spacing": sp})
         assert tuple(a["image"].shape) == tuple(b["image"].shape) == (1, 160, 200)
