@@ -39,13 +39,6 @@ def _infer_module():
     return infer
 
 
-def _landmarks(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    landmarks = np.round(rng.uniform(10, 1900, size=(19, 2)), 2)
-    landmarks[5] = np.nan
-    return landmarks
-
-
 # ------------------------------------------------------------------------------------------ settings, spacing
 
 
@@ -195,7 +188,9 @@ def test_infer_bad_requests_are_4xx(server, query, status):
 
 
 def test_label_save_and_read_back(server):
-    truth = _landmarks(seed=3)
+    # distinct landmarks inside the 1935 x 2400 radiograph, B (index 5) missing
+    truth = np.stack([np.linspace(10.25, 1900.5, 19), np.linspace(2300.75, 20.5, 19)], axis=1)
+    truth[5] = np.nan
     label = monailabel_label(truth, spacing=0.1)
     response = server.put_label("002", label)
     assert response.status_code == 200 and response.json()["label"] == "002", response.text
