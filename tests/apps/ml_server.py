@@ -1,5 +1,6 @@
 """What the app's test modules share: a real MONAI Label server over real ISBI radiographs (the ``server`` fixture
-of conftest.py starts it), the bundle copy it serves, and a DICOM writer.
+of conftest.py starts it) and the bundle copy it serves. (The DICOM writer is the suite's ``write_dicom`` fixture,
+tests/conftest.py.)
 
 The server runs ``python -m monailabel.main start_server`` on 127.0.0.1 (a free port) with the app's ``main.py``
 copied into a temporary app folder (MONAI Label writes ``logs/``, ``model/``... into the app folder), a temporary
@@ -19,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,32 +35,6 @@ def copy_bundle(dst: Path) -> Path:
     """The bundle's configs only (no models, caches or phantoms of a local run)."""
     shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("models", "cache", "eval", "data", "runs"))
     return dst
-
-
-def write_dicom(path: Path, pixels, **tags) -> Path:
-    """A minimal 16-bit MONOCHROME2 DX DICOM file of ``pixels`` (rows, columns) with the given tags
-    (``PixelSpacing=[row, column]``...). The same signature as the ``write_dicom`` fixture of tests/data."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "DX", "MONOCHROME2", 1
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = pixels.tobytes()
-    for tag, value in tags.items():
-        setattr(ds, tag, value)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    pydicom.dcmwrite(str(path), ds, write_like_original=False)
-    return Path(path)
 
 
 def _free_port() -> int:

@@ -33,7 +33,7 @@ from monai_ceph.apps.monailabel.images import (
 )
 from monai_ceph.data import ISBI2015, LandmarkFileError, SpacingError, monailabel_label, write_monailabel_json
 
-from ml_server import NO_MONAILABEL, SMALL, copy_bundle, write_dicom
+from ml_server import NO_MONAILABEL, SMALL, copy_bundle
 
 ISBI_SIZE = (1935, 2400)  # (x, y) of every ISBI 2015 radiograph
 
@@ -49,7 +49,9 @@ def _truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-def _dicom(path: Path, rows: int, columns: int, pixels: bool = True) -> Path:
+def _dicom(write_dicom, path: Path, rows: int, columns: int, pixels: bool = True) -> Path:
+    """A DICOM file of ``rows`` x ``columns`` zeros written with the ``write_dicom`` fixture; without its pixel
+    data when ``pixels`` is False."""
     import pydicom
 
     write_dicom(path, np.zeros((rows, columns)))
@@ -87,12 +89,12 @@ def test_landmarks_inside_the_image(as_type):
         check_landmarks_inside(as_type(points), (40, 30), ISBI2015, "a.json")
 
 
-def test_image_size_and_not_an_image(tmp_path):
+def test_image_size_and_not_an_image(tmp_path, write_dicom):
     Image.new("L", (40, 30)).save(tmp_path / "a.png")
     (tmp_path / "b.jpg").write_bytes(_jpeg_bytes((50, 20)))
     assert image_size(str(tmp_path / "a.png")) == (40, 30)  # (x, y) = (columns, rows)
     assert check_image_file(str(tmp_path / "b.jpg")) == (50, 20)
-    assert check_image_file(str(_dicom(tmp_path / "c.dcm", rows=7, columns=5))) == (5, 7)
+    assert check_image_file(str(_dicom(write_dicom, tmp_path / "c.dcm", rows=7, columns=5))) == (5, 7)
 
     (tmp_path / "text.jpg").write_text("hello")
     with pytest.raises(NotAnImageError, match=r"^upload: not an image \(the content is not a JPG image\)\.$"):
@@ -106,7 +108,7 @@ def test_image_size_and_not_an_image(tmp_path):
     with pytest.raises(NotAnImageError, match=r"cut.jpg: not an image \(image file is truncated"):
         check_image_file(str(truncated))  # ...the pixels are not
     with pytest.raises(NotAnImageError, match=r"d.dcm: not an image \(a DICOM file without pixel data\)"):
-        check_image_file(str(_dicom(tmp_path / "d.dcm", rows=7, columns=5, pixels=False)))
+        check_image_file(str(_dicom(write_dicom, tmp_path / "d.dcm", rows=7, columns=5, pixels=False)))
     (tmp_path / "e.dcm").write_bytes(b"\x00" * 10)
     with pytest.raises(NotAnImageError, match=r"e.dcm: not an image \(not a DICOM file"):
         check_image_file(str(tmp_path / "e.dcm"))

@@ -1,4 +1,5 @@
-"""The MONAI Label app: label format, settings, and a real server over real ISBI radiographs.
+"""The MONAI Label app: settings, the spacing step, the infer task, and a real server over real ISBI radiographs
+(the label format itself: tests/data/test_monailabel_labels.py).
 
 The server tests use the session's one real server (the ``server`` fixture of tests/apps/conftest.py; see
 ml_server.py for how it is started): three ISBI images, a copy of ``bundles/cephres``, model input 64x80.
@@ -16,22 +17,18 @@ import pytest
 
 from PIL import Image
 
-from monai_ceph.apps.monailabel.config import DEFAULT_SPACING, CephAppConfig  # imports no monailabel
-from monai_ceph.data import (
-    ISBI2015,
-    LandmarkFileError,
-    MissingLandmarkWarning,
-    SpacingError,
-    load_monailabel,
-    monailabel_datalist,
-    monailabel_label,
-    parse_monailabel_label,
-    read_monailabel_json,
-    write_monailabel_json,
+from monai_ceph.analysis import (
+    ISBI2015_CLASSIFICATION,
+    classify,
+    determinable_measurements,
+    get_measurement,
+    measure_with_reasons,
 )
+from monai_ceph.apps.monailabel.config import DEFAULT_SPACING, CephAppConfig  # imports no monailabel
+from monai_ceph.data import ISBI2015, MissingLandmarkWarning, SpacingError, monailabel_label, parse_monailabel_label
 from monai_ceph.data.isbi import load_isbi2015
 
-from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle, write_dicom
+from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle
 
 
 def _infer_module():
@@ -40,88 +37,6 @@ def _infer_module():
     from monai_ceph.apps.monailabel import infer
 
     return infer
-
-
-def _points(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    points = np.round(rng.uniform(10, 1900, size=(19, 2)), 2)
-    points[5] = np.nan
-    return points
-
-
-# ---------------------------------------------------------------------------------------------- label format
-
-
-def test_label_round_trip_and_forms(tmp_path):
-    points = _points()
-    path = write_monailabel_json(tmp_path / "001.json", points, spacing=(0.1, 0.12))
-    data = json.loads(path.read_text())
-    assert [e["abbreviation"] for e in data["landmarks"]] == list(ISBI2015.abbreviations)
-    assert data["landmarks"][5]["x"] is None and data["landmarks"][5]["y"] is None
-    with pytest.warns(MissingLandmarkWarning, match=r"\['B'\]"):
-        label = read_monailabel_json(path)
-    np.testing.assert_array_equal(label.points, points)  # NaN == NaN for assert_array_equal
-    assert label.landmark_set.name == "isbi2015"
-    np.testing.assert_allclose(label.spacing, [0.1, 0.12])
-
-    # entries in any order, matched by abbreviation or name; extra keys (a saved prediction) are ignored
-    shuffled = dict(data, landmarks=[dict(e, confidence=0.5) for e in reversed(data["landmarks"])])
-    shuffled["landmarks"][0] = {"name": "Articulare", "x": 7.5, "y": 8.25}
-    expected = points.copy()
-    expected[18] = [7.5, 8.25]
-    np.testing.assert_array_equal(parse_monailabel_label(shuffled).points, expected)
-    # the datalist form: [x, y] pairs in set order, null for missing
-    pairs = {"landmarks": [None if np.isnan(p).any() else list(p) for p in points]}
-    np.testing.assert_array_equal(parse_monailabel_label(pairs).points, points)
-
-
-@pytest.mark.parametrize(
-    "landmarks, match",
-    [
-        ([{"abbreviation": "Q", "x": 1, "y": 2}], r"landmarks\[0\]: 'Q' is not a landmark of the isbi2015"),
-        ([{"abbreviation": "S", "x": 1, "y": 2}, {"name": "sella", "x": 3, "y": 4}], r"'S' already given"),
-        ([{"abbreviation": "S", "x": 1, "y": None}], "'x' and 'y' must both be numbers or both null"),
-        ([{"abbreviation": "S", "x": "a", "y": 2}], "not a number"),
-        ([[1, 2]] * 18, "18 \\[x, y\\] pairs, expected 19"),
-    ],
-)
-def test_label_errors_name_the_entry(landmarks, match):
-    with pytest.raises(LandmarkFileError, match=match):
-        parse_monailabel_label({"landmarks": landmarks}, where="001.json")
-
-
-def test_label_set_mismatch_and_file_errors(tmp_path):
-    with pytest.raises(LandmarkFileError, match="'aariz' set, expected the isbi2015 set"):
-        parse_monailabel_label({"landmark_set": "aariz", "landmarks": []}, "isbi2015")
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(LandmarkFileError, match="bad.json: not valid JSON"):
-        read_monailabel_json(bad)
-    with pytest.raises(FileNotFoundError, match="no label file"):
-        read_monailabel_json(tmp_path / "none.json")
-
-
-def test_datastore_folder_to_datalist(tmp_path):
-    for i, image_id in enumerate(("001", "002", "003")):
-        Image.new("L", (40, 30)).save(tmp_path / f"{image_id}.png")
-        spacing = (0.2, 0.2) if image_id == "002" else None  # 002's label carries its own spacing
-        label = tmp_path / "labels" / "final" / f"{image_id}.json"
-        write_monailabel_json(label, np.full((19, 2), i + 1.0), spacing=spacing)
-    with pytest.raises(SpacingError, match="001.png carries no pixel spacing"):
-        load_monailabel(tmp_path)
-    records = load_monailabel(tmp_path, spacing=0.1)
-    assert [r.id for r in records] == ["001", "002", "003"]
-    assert [list(r.spacing) for r in records] == [[0.1, 0.1], [0.2, 0.2], [0.1, 0.1]]
-    assert records[1].image == str(tmp_path / "002.png") and records[1].landmarks[0, 0] == 2.0
-
-    same = monailabel_datalist(records)  # few labels: validate on the training images
-    assert [i["id"] for i in same["training"]] == [i["id"] for i in same["validation"]] == ["001", "002", "003"]
-    assert same["test"] == [] and same["training"][0]["landmarks"][0] == [1.0, 1.0]
-    held_out = monailabel_datalist(tmp_path, val_fraction=0.34, spacing=0.1)
-    assert len(held_out["training"]) == 2 and len(held_out["validation"]) == 1
-    assert {i["id"] for i in held_out["training"] + held_out["validation"]} == {"001", "002", "003"}
-    with pytest.raises(ValueError, match="no labelled images"):
-        monailabel_datalist([])
 
 
 # ------------------------------------------------------------------------------------------ settings, spacing
@@ -144,9 +59,10 @@ def test_conf_parsing(tmp_path):
         CephAppConfig.from_conf({"bundle": str(bundle), "spatial_size": "64"})
 
 
-def test_source_spacing_precedence(tmp_path):
+def test_spacing_from_source_precedence(tmp_path, write_dicom):
     dicom = write_dicom(tmp_path / "x.dcm", np.zeros((6, 5)), PixelSpacing=[0.2, 0.1])  # (row, column) = (y, x)
-    step = _infer_module().SourceSpacingd((0.1, 0.1), "conf")
+    infer = _infer_module()
+    step = infer.SpacingFromSource((0.1, 0.1), "conf")
     out = step({"image": str(dicom), "spacing": [0.5, 0.5], "landmarks": [[1, 2]]})
     assert out["spacing"] == [0.1, 0.2] and out["spacing_source"] == "dicom" and "landmarks" not in out
     out = step({"image": str(tmp_path / "a.png"), "spacing": 0.15})
@@ -155,9 +71,16 @@ def test_source_spacing_precedence(tmp_path):
     assert out["spacing"] == [0.1, 0.1] and out["spacing_source"] == "conf"
     with pytest.raises(SpacingError, match="request 'spacing'"):
         step({"image": "a.png", "spacing": 0})
+    # other keys: the request's spacing under "pixdim", the image path under "path"
+    out = infer.SpacingFromSource((0.1, 0.1), image_key="path", spacing_key="pixdim")({"path": "a.png", "pixdim": 0.3})
+    assert out["pixdim"] == out["source_spacing"] == [0.3, 0.3] and out["spacing_source"] == "request"
+
+    with pytest.warns(FutureWarning, match="use SpacingFromSource instead"):
+        old = infer.SourceSpacingd((0.1, 0.1), "conf")
+    assert isinstance(old, infer.SpacingFromSource) and old({"image": str(dicom)})["spacing"] == [0.1, 0.2]
 
 
-def test_infer_task_on_dicom(tmp_path):
+def test_infer_task_on_dicom(tmp_path, write_dicom):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
     dicom = write_dicom(tmp_path / "x.dcm", pixels, PixelSpacing=[0.2, 0.1])
@@ -169,6 +92,7 @@ def test_infer_task_on_dicom(tmp_path):
     for entry in result["landmarks"]:
         assert -0.5 <= entry["x"] <= 79.5 and -0.5 <= entry["y"] <= 99.5
         assert entry["x_mm"] == pytest.approx(entry["x"] * 0.1) and entry["y_mm"] == pytest.approx(entry["y"] * 0.2)
+    _check_measurements(result)
 
 
 # ------------------------------------------------------------------------------------------------ the server
@@ -200,8 +124,33 @@ def _check_result(result: dict, width: int, height: int) -> np.ndarray:
         assert e["x_mm"] == pytest.approx(e["x"] * 0.1) and e["y_mm"] == pytest.approx(e["y"] * 0.1)
         assert 0.0 <= e["confidence"] <= 1.0 and e["group"] in ISBI2015.groups
     # the prediction is itself a valid label
-    np.testing.assert_array_equal(parse_monailabel_label(result).points, points)
+    np.testing.assert_array_equal(parse_monailabel_label(result).landmarks, points)
+    _check_measurements(result)
     return points
+
+
+def _check_measurements(result: dict) -> None:
+    """The ``measurements`` block: every measurement the isbi2015 set determines, as ``measure``/``classify`` give
+    them for the result's own landmarks and spacing, NaN as null with a reason."""
+    block = result["measurements"]
+    assert list(block) == list(determinable_measurements("isbi2015"))
+    assert set(ISBI2015_CLASSIFICATION) <= set(block)
+    landmarks = np.array([[np.nan if e["x"] is None else e["x"], np.nan if e["y"] is None else e["y"]]
+                          for e in result["landmarks"]])
+    values, reasons = measure_with_reasons(landmarks, result["spacing"], "isbi2015", list(block))
+    classes = classify(values)
+    for name, entry in block.items():
+        m = get_measurement(name)
+        assert entry["unit"] == m.unit and entry["norm"] == (None if m.norm is None else list(m.norm)), name
+        if math.isnan(values[name]):
+            assert entry["value"] is None and entry["reason"] == reasons[name], name
+        else:
+            assert entry["value"] == pytest.approx(values[name], abs=1e-9) and "reason" not in entry, name
+        assert entry["class"] == classes.get(name), name
+    for name in ISBI2015_CLASSIFICATION:  # the challenge's eight measures are all classified
+        assert isinstance(block[name]["class"], str) and block[name]["class"], name
+    if block["ANB"]["value"] is not None:
+        assert block["ANB"]["value"] == pytest.approx(block["SNA"]["value"] - block["SNB"]["value"], abs=1e-6)
 
 
 def test_infer_datastore_image_and_upload(server):
@@ -219,8 +168,8 @@ def test_infer_save_label_stores_the_prediction(server):
     assert response.status_code == 200, response.text
     stored = server.get("/datastore/label", params={"label": "003", "tag": "original"})
     assert stored.status_code == 200, stored.text
-    np.testing.assert_array_equal(parse_monailabel_label(stored.json()).points,
-                                  parse_monailabel_label(response.json()).points)
+    np.testing.assert_array_equal(parse_monailabel_label(stored.json()).landmarks,
+                                  parse_monailabel_label(response.json()).landmarks)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +188,9 @@ def test_infer_bad_requests_are_4xx(server, query, status):
 
 
 def test_label_save_and_read_back(server):
-    truth = _points(seed=3)
+    # distinct landmarks inside the 1935 x 2400 radiograph, B (index 5) missing
+    truth = np.stack([np.linspace(10.25, 1900.5, 19), np.linspace(2300.75, 20.5, 19)], axis=1)
+    truth[5] = np.nan
     label = monailabel_label(truth, spacing=0.1)
     response = server.put_label("002", label)
     assert response.status_code == 200 and response.json()["label"] == "002", response.text
@@ -248,8 +199,8 @@ def test_label_save_and_read_back(server):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingLandmarkWarning)
         back = parse_monailabel_label(stored.json())
-    np.testing.assert_array_equal(back.points, truth)
-    assert math.isnan(back.points[5, 0])
+    np.testing.assert_array_equal(back.landmarks, truth)
+    assert math.isnan(back.landmarks[5, 0])
     objects = server.get("/datastore/", params={"output": "all"}).json()["objects"]
     assert objects["002"]["labels"]["final"]["ext"] == ".json"
 

@@ -100,7 +100,7 @@ class LandmarkDatastore(LocalDatastore):
             with open(label_filename, encoding="utf-8-sig") as f:
                 data = json.load(f)
             label = parse_monailabel_label(data, self.landmark_set, where)
-            check_landmarks_inside(label.points, image_size(self.get_image_uri(image_id)), self.landmark_set, where)
+            check_landmarks_inside(label.landmarks, image_size(self.get_image_uri(image_id)), self.landmark_set, where)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise HTTPException(status_code=400, detail=f"{where}: not valid JSON ({e}).") from None
         except DataFileError as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_ceph.data import IMAGE_SUFFIXES, DataFileError, LandmarkFileError, LandmarkSet
+from monai_ceph.data import DICOM_SUFFIXES, IMAGE_SUFFIXES, DataFileError, LandmarkFileError, LandmarkSet, is_dicom
 
 __all__ = [
     "UPLOAD_MAX_AGE_S",
@@ -33,9 +33,6 @@ __all__ = [
 
 UPLOAD_MAX_AGE_S = 120.0
 """An upload is checked moments after MONAI Label wrote it; an older file in the temporary folder is not one."""
-
-DICOM_SUFFIXES = (".dcm", ".dicom")
-"""Suffixes read as DICOM (``.dicom`` is accepted for an upload; the datastore lists :data:`IMAGE_SUFFIXES`)."""
 
 # tempfile's names: "tmp" + 8 characters of its alphabet (tempfile._RandomNameSequence) + the upload's suffixes
 _UPLOAD_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.[A-Za-z0-9]+)*$")
@@ -75,9 +72,9 @@ def _suffix(path: str) -> str:
 
 def _check_suffix(path: str, where: str) -> str:
     suffix = _suffix(path)
-    if suffix not in (*IMAGE_SUFFIXES, *DICOM_SUFFIXES):
+    if suffix not in IMAGE_SUFFIXES:  # DICOM_SUFFIXES included
         shown = suffix or "no suffix"
-        expected = ", ".join(dict.fromkeys((*IMAGE_SUFFIXES, *DICOM_SUFFIXES)))
+        expected = ", ".join(IMAGE_SUFFIXES)
         raise NotAnImageError(f"{where}: not an image ({shown}; expected one of {expected}).")
     return suffix
 
@@ -125,8 +122,8 @@ def image_size(path: str, where: str | None = None, decode: bool = False) -> tup
         NotAnImageError: the suffix is not an image suffix, or the file does not read as that kind of image.
     """
     where = where or str(path)
-    suffix = _check_suffix(path, where)
-    reader = _dicom_size if suffix in DICOM_SUFFIXES else _raster_size
+    _check_suffix(path, where)
+    reader = _dicom_size if is_dicom(path) else _raster_size
     size = reader(path, where, decode)
     if min(size) < 1:
         raise NotAnImageError(f"{where}: not an image (size {size[0]} x {size[1]}).")
@@ -138,16 +135,16 @@ def check_image_file(path: str, where: str | None = None) -> tuple[int, int]:
     return image_size(path, where, decode=True)
 
 
-def check_landmarks_inside(points, size: Sequence[int], landmark_set: LandmarkSet, where: str) -> None:
+def check_landmarks_inside(landmarks, size: Sequence[int], landmark_set: LandmarkSet, where: str) -> None:
     """Refuse landmarks outside an image of ``size`` ``(x, y)`` pixels, with a :class:`LandmarkFileError`.
 
     A pixel-index coordinate ``c`` lies in the image when ``-0.5 <= c <= size - 0.5`` (integer = pixel centre);
     NaN (missing) passes, ``inf`` does not. The message names every landmark at fault and the image size.
     """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     high = np.asarray(size, dtype=np.float64) - 0.5
     bad = []
-    for abbreviation, (x, y) in zip(landmark_set.abbreviations, points):
+    for abbreviation, (x, y) in zip(landmark_set.abbreviations, landmarks):
         if math.isnan(x) and math.isnan(y):
             continue
         if not (math.isfinite(x) and math.isfinite(y)) or not (-0.5 <= x <= high[0] and -0.5 <= y <= high[1]):
