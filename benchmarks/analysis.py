@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_ceph.analysis import agreement, determinable_measurements, get_measurement, measure
-from monai_ceph.data import isbi_dir, load_isbi2015, points_from_json
+from monai_ceph.data import isbi_dir, load_isbi2015, landmarks_from_json
 
 SPLITS = ("test1", "test2")
 
@@ -40,7 +40,7 @@ def read_predictions(folder: Path, landmark_set: str = "isbi2015") -> dict[str, 
         if record.get("landmark_set") not in (None, landmark_set):
             raise ValueError(f"{path}: landmark set {record['landmark_set']!r}, expected {landmark_set!r}.")
         rows = record["landmarks"]
-        points = points_from_json([None if r["x"] is None or r["y"] is None else [r["x"], r["y"]] for r in rows])
+        points = landmarks_from_json([None if r["x"] is None or r["y"] is None else [r["x"], r["y"]] for r in rows])
         out[str(record.get("id", path.stem))] = (points, np.asarray(record["spacing"], dtype=np.float64))
     if not out:
         raise FileNotFoundError(f"no landmark JSON files in {folder}.")

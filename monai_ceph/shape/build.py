@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from monai_ceph.data import get_landmark_set, load_datalist, points_from_json
+from monai_ceph.data import get_landmark_set, load_datalist, landmarks_from_json
 
 from .model import ShapeModel
 
@@ -29,7 +29,7 @@ def datalist_shapes(items: Sequence[Mapping], where: str = "datalist") -> tuple[
             raise ValueError(f"{where} entry {i} (id {item.get('id', '?')!r}): landmark set {other!r}, but the "
                              f"first entry's is {name!r}; a shape model needs one set.")
         spacing = np.asarray(item["spacing"], dtype=np.float64).reshape(-1)
-        shapes.append(points_from_json(item["landmarks"]) * spacing)
+        shapes.append(landmarks_from_json(item["landmarks"]) * spacing)
     return np.stack(shapes), name
 
 

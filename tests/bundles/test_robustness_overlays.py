@@ -28,19 +28,20 @@ def configs(bundles_dir):
 def parser(configs, *overlays, **override):
     p = ConfigParser()
     p.read_config([str(configs / "train.json")] + [str(configs / f"{o}.json") for o in overlays])
-    p.update({"dataset_dir": "unused", **override})  # not the phantom demo
+    p.update({"dataset_dir": "unused", "landmark_set": "isbi2015", **override})  # not the phantom demo
     return p
 
 
 def test_physical_scale_overlay_replaces_the_resize(configs):
     p = parser(configs, "physical_scale", spatial_size=[160, 200])
-    resize = p.get_parsed_content("preprocessing_transforms")[3]
+    resize = p.get_parsed_content("resize")
     assert isinstance(resize, PhysicalFieldd)
     assert p.get_parsed_content("model_pixel_spacing") == pytest.approx(1.25)
     assert resize.field.field_mm == pytest.approx((200.0, 250.0))
     assert "physical_160x200" in p.get_parsed_content("cache_dir")  # its own preprocessing cache
-    paper = parser(configs).get_parsed_content("preprocessing_transforms")[3]
-    assert type(paper).__name__ == "ResizeWithLandmarksd" and paper.resizers[0].pixel_spacing is None
+    paper = parser(configs).get_parsed_content("resize")
+    assert type(paper).__name__ == "ResizeWithLandmarksd" and paper.resizers[0].target_spacing is None
+    assert p.get_parsed_content("preprocessing_transforms")[4] is resize  # after the four loading steps
 
 
 def test_scanner_augmentation_spatial_steps_carry_a_blob_exactly(configs):
