@@ -49,6 +49,7 @@ POSTPROCESSING = [
     {"_target_": "monai_ceph.shape.LandmarkUncertaintyd", "keys": "pred", "codec": "@codec", "logits": True},
     {"_target_": "monai_ceph.transforms.LandmarksToSourced", "keys": ["pred_landmarks", "landmarks"],
      "ref_key": "image", "spacing_key": "spacing"},
+    "@measurements",  # the bundle's cephalometric measurements, which its writers expect
 ]
 
 
