@@ -114,9 +114,19 @@ def test_indivisible_input_is_rejected(name):
 
 @pytest.mark.parametrize("name", ["resunetpp", "cmunext", "mk_unet", "afpf_net"])
 def test_channel_arguments(name):
-    net = get_baseline(name, in_channels=3, out_channels=5)
+    """Every input channel reaches the output and the output channels are distinct maps."""
+    torch.manual_seed(0)
+    net = get_baseline(name, in_channels=3, out_channels=5).eval()
+    x = torch.randn(1, 3, 32, 64)
     with torch.no_grad():
-        assert net.eval()(torch.randn(1, 3, 32, 64)).shape == (1, 5, 32, 64)
+        y = net(x)
+        assert y.shape == (1, 5, 32, 64)
+        for c in range(3):
+            bumped = x.clone()
+            bumped[:, c] += 1.0
+            assert (net(bumped) - y).abs().max() > 1e-6, f"input channel {c} is ignored"
+    flat = y[0].flatten(1)
+    assert torch.cdist(flat, flat).add(torch.eye(5) * 1e9).min() > 1e-6  # no two output channels coincide
 
 
 @pytest.mark.parametrize(
@@ -128,8 +138,14 @@ def test_channel_arguments(name):
     ],
 )
 def test_three_dimensional_variants(net, size):
+    """3-D variants: the shape is kept, samples are independent in eval mode and the output follows the input."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, *size)
     with torch.no_grad():
-        assert net.eval()(torch.randn(1, 1, *size)).shape == (1, 2, *size)
+        y = net.eval()(x)
+        assert y.shape == (2, 2, *size) and torch.isfinite(y).all()
+        torch.testing.assert_close(net(x[1:]), y[1:], rtol=1e-4, atol=1e-5)
+        assert (y[0] - y[1]).abs().max() > 1e-6
 
 
 def test_2d_only_networks_reject_3d():
