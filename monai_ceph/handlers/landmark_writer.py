@@ -65,7 +65,8 @@ def landmark_table(
 class LandmarkWriter(ItemHandler):
     """
     Event handler triggered on completing every iteration: writes the predicted landmarks of each image of
-    ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``.
+    ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``, each naming the source
+    file (JSON ``source``, CSV column ``source``).
 
     Reads, from each decollated output item, ``pred_key`` (``(N, 2)`` source pixels), ``spacing_key`` (``(2,)``
     mm/px), optionally ``confidence_key`` (``(N,)``) and ``label_key`` (``(N, 2)`` ground truth in source pixels;
@@ -125,11 +126,12 @@ class LandmarkWriter(ItemHandler):
         rows = landmark_table(pred, spacing, confidence, gt, self.landmark_set)
 
         base = os.path.join(self.output_dir, image_id)
+        source = item_source_filename(item, self.image_key)
         paths = []
         if "json" in self.formats:
             record: dict[str, Any] = {
                 "id": image_id,
-                "source": item_source_filename(item, self.image_key),
+                "source": source,
                 "landmark_set": None if self.landmark_set is None else self.landmark_set.name,
                 "spacing": [float(s) for s in spacing],
                 "landmarks": rows,
@@ -142,9 +144,10 @@ class LandmarkWriter(ItemHandler):
         if "csv" in self.formats:
             columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())
             table = io.StringIO(newline="")
-            writer = csv.DictWriter(table, fieldnames=columns)
+            writer = csv.DictWriter(table, fieldnames=(*columns, "source"))
             writer.writeheader()
-            writer.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
+            for r in rows:
+                writer.writerow({**{k: ("" if r[k] is None else r[k]) for k in columns}, "source": source or ""})
             atomic_write_text(f"{base}.csv", table.getvalue())
             paths.append(f"{base}.csv")
         self.logger.debug(f"landmarks of {image_id} written to {paths}.")
