@@ -4,3 +4,4 @@ from .overlay_saver import OverlaySaver, render_overlay
 from .radial_error import RadialError
 from .checkpoint import BestMetricState, PruneCheckpoints, latest_checkpoint
 from .time_limit import TimeLimit
+from .model_settings import ModelSettingsWriter, check_model_settings, model_settings
