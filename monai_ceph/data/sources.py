@@ -11,6 +11,7 @@ missing or empty, naming the section and the datalist file.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -251,6 +252,10 @@ def image_folder_datalist(
     DICOM files take their spacing from their tags (PixelSpacing, else ImagerPixelSpacing); other files take
     ``spacing`` (mm/pixel, one value or ``(sx, sy)``), and without it are an error naming the file, since a
     JPEG/PNG carries no physical size and every distance reported in mm would be wrong.
+
+    Ids (the names of the outputs) are the file stems, unique per input file: files that share a stem
+    (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``), so none overwrites
+    another's results.
     """
     root = Path(folder)
     if root.is_file():
@@ -261,8 +266,10 @@ def image_folder_datalist(
         raise FileNotFoundError(f"input {root} does not exist.")
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(suffixes)}) in {root}.")
+    stems = Counter(f.stem for f in files)
     items = []
     for f in files:
         pixel = resolve_spacing(f, default=spacing, missing="the image has no pixel spacing of its own")
-        items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": f.stem})
+        image_id = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
+        items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": image_id})
     return items

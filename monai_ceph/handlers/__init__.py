@@ -2,5 +2,6 @@ from .evaluation_report import EvaluationReport
 from .landmark_writer import LandmarkWriter, landmark_table
 from .overlay_saver import OverlaySaver, render_overlay
 from .radial_error import RadialError
-from .checkpoint import latest_checkpoint
+from .checkpoint import BestMetricState, PruneCheckpoints, latest_checkpoint
 from .time_limit import TimeLimit
+from .model_settings import ModelSettingsWriter, check_model_settings, model_settings

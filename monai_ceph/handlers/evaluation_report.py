@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet
+from monai_ceph.data.atomic import atomic_write_bytes, atomic_write_text
 from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, summarize_radial_errors
 
 from .utils import landmark_labels
@@ -153,21 +155,20 @@ class EvaluationReport:
 
     def write(self, summary: dict[str, Any]) -> list[str]:
         """Write the JSON, CSV and (optionally) PNG files of ``summary``; returns their paths."""
-        os.makedirs(self.output_dir, exist_ok=True)
         base = os.path.join(self.output_dir, self.filename)
         paths = [f"{base}_summary.json", f"{base}_per_landmark.csv"]
-        with open(paths[0], "w") as f:
-            json.dump(summary, f, indent=2)
+        atomic_write_text(paths[0], json.dumps(summary, indent=2))
 
         sdr_columns = [f"sdr_{k}mm" for k in summary["sdr_percent"]]
         columns = ["index", "abbreviation", "name", "mre_mm", "sd_mm", *sdr_columns, "n_valid", "n_missed"]
-        with open(paths[1], "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for r in summary["per_landmark"]:
-                row = [r["index"], r["abbreviation"], r["name"], r["mre_mm"], r["sd_mm"]]
-                row += [*r["sdr_percent"].values(), r["n_valid"], r["n_missed"]]
-                writer.writerow(["" if v is None else v for v in row])
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(columns)
+        for r in summary["per_landmark"]:
+            row = [r["index"], r["abbreviation"], r["name"], r["mre_mm"], r["sd_mm"]]
+            row += [*r["sdr_percent"].values(), r["n_valid"], r["n_missed"]]
+            writer.writerow(["" if v is None else v for v in row])
+        atomic_write_text(paths[1], table.getvalue())
 
         if self.plot:
             paths.append(f"{base}_per_landmark.png")
@@ -200,4 +201,6 @@ class EvaluationReport:
         ax.set_ylabel("radial error (mm), mean ± SD")
         ax.set_title(f"Radial error per landmark ({summary['n_images']} images)")
         fig.tight_layout()
-        fig.savefig(path)
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        atomic_write_bytes(path, png.getvalue())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -12,6 +13,7 @@ import numpy as np
 from monai.utils import ensure_tuple
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.data.atomic import atomic_write_text
 from monai_ceph.metrics.radial_error import compute_radial_error
 
 from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
@@ -63,7 +65,8 @@ def landmark_table(
 class LandmarkWriter(ItemHandler):
     """
     Event handler triggered on completing every iteration: writes the predicted landmarks of each image of
-    ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``.
+    ``engine.state.output`` to ``<output_dir>/<id>.json`` and ``<output_dir>/<id>.csv``, each naming the source
+    file (JSON ``source``, CSV column ``source``).
 
     Reads, from each decollated output item, ``pred_key`` (``(N, 2)`` source pixels), ``spacing_key`` (``(2,)``
     mm/px), optionally ``confidence_key`` (``(N,)``) and ``label_key`` (``(N, 2)`` ground truth in source pixels;
@@ -122,13 +125,13 @@ class LandmarkWriter(ItemHandler):
         gt = item_points(item, self.label_key) if has(self.label_key) else None  # type: ignore[arg-type]
         rows = landmark_table(pred, spacing, confidence, gt, self.landmark_set)
 
-        os.makedirs(self.output_dir, exist_ok=True)
         base = os.path.join(self.output_dir, image_id)
+        source = item_source_filename(item, self.image_key)
         paths = []
         if "json" in self.formats:
             record: dict[str, Any] = {
                 "id": image_id,
-                "source": item_source_filename(item, self.image_key),
+                "source": source,
                 "landmark_set": None if self.landmark_set is None else self.landmark_set.name,
                 "spacing": [float(s) for s in spacing],
                 "landmarks": rows,
@@ -136,15 +139,16 @@ class LandmarkWriter(ItemHandler):
             if gt is not None:
                 finite = [r["error_mm"] for r in rows if r["error_mm"] is not None]
                 record["mre_mm"] = float(np.mean(finite)) if finite else None
-            with open(f"{base}.json", "w") as f:
-                json.dump(record, f, indent=2)
+            atomic_write_text(f"{base}.json", json.dumps(record, indent=2))
             paths.append(f"{base}.json")
         if "csv" in self.formats:
             columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())
-            with open(f"{base}.csv", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
+            table = io.StringIO(newline="")
+            writer = csv.DictWriter(table, fieldnames=(*columns, "source"))
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({**{k: ("" if r[k] is None else r[k]) for k in columns}, "source": source or ""})
+            atomic_write_text(f"{base}.csv", table.getvalue())
             paths.append(f"{base}.csv")
         self.logger.debug(f"landmarks of {image_id} written to {paths}.")
         return paths

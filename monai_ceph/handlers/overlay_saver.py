@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Mapping
 
@@ -9,6 +10,7 @@ from monai.transforms import LoadImage
 from monai.utils import convert_to_numpy, optional_import
 
 from monai_ceph.data import LandmarkSet, RadiographReader, get_landmark_set
+from monai_ceph.data.atomic import atomic_write_bytes
 
 from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
 
@@ -164,8 +166,9 @@ class OverlaySaver(ItemHandler):
         gt = item_points(item, self.label_key) if self.label_key and item.get(self.label_key) is not None else None
         labels = landmark_labels(self.landmark_set, len(pred))[0] if self.show_names else None
         overlay = render_overlay(self.source_image(item), pred, gt, labels=labels, scale=self.scale)
-        os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, f"{item_id(item, self.id_key, self.image_key)}.png")
-        overlay.save(path)
+        png = io.BytesIO()
+        overlay.save(png, format="PNG")
+        atomic_write_bytes(path, png.getvalue())
         self.logger.debug(f"landmark overlay saved to {path}.")
         return path

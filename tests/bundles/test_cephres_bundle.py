@@ -421,6 +421,8 @@ def test_resume_after_kill(configs, phantom_datalist, tmp_path):
     killed_at = max(checkpoints(models))  # 1, unless epoch 2 beat the kill
     assert killed_at in (1, 2)
     assert first.returncode == -signal.SIGKILL
+    best_model_at_kill = (models / "model.pt").read_bytes()
+    first_mre = validation_mre(first_log.read_text())
 
     second = subprocess.run(
         [sys.executable, *bundle_command(configs, [], *small_args(root, phantom_datalist, 3))],
@@ -431,11 +433,25 @@ def test_resume_after_kill(configs, phantom_datalist, tmp_path):
     assert f"Restored all variables from {models / f'checkpoint_epoch={killed_at}.pt'}" in log, log[-5000:]
     for epoch in range(1, 4):  # one iteration per epoch; completed epochs are not redone
         assert log.count(f"Epoch: {epoch}/3, Iter: 1/1") == (epoch > killed_at), (epoch, log[-5000:])
-    # the resumed run rotates its own checkpoints (n_saved=1); the killed run's last one is left as it was
-    assert checkpoints(models) == sorted({killed_at, 3})
+    # the resumed run rotates its own checkpoints (n_saved=1) and prunes the killed run's
+    assert checkpoints(models) == [3]
     state = torch.load(models / "checkpoint_epoch=3.pt", map_location="cpu", weights_only=False)
     assert state["trainer"]["iteration"] == 3 and state["trainer"]["epoch_length"] == 1  # 3 epochs, none lost
     assert state["trainer"]["max_epochs"] == 3
+    # the best metric survived the resume: the best over both runs' validations, and model.pt is its model
+    mre = {e: v for e, v in first_mre.items() if e <= killed_at} | validation_mre(log)
+    assert sorted(mre) == [1, 2, 3], (mre, log[-5000:])
+    best_epoch = min(mre, key=mre.get)
+    best = re.findall(r"Key metric: val_mre best value: ([0-9.eE+-]+) at epoch: (\d+)", log)[-1]
+    assert int(best[1]) == best_epoch and float(best[0]) == pytest.approx(mre[best_epoch], abs=1e-4), (best, mre)
+    assert state["validator"]["best_metric_epoch"] == best_epoch
+    assert state["validator"]["best_metric"] == pytest.approx(mre[best_epoch], abs=1e-4)
+    assert ((models / "model.pt").read_bytes() == best_model_at_kill) == (best_epoch <= killed_at)
+
+
+def validation_mre(log):
+    """{epoch: val_mre} of the validations StatsHandler logged."""
+    return {int(e): float(v) for e, v in re.findall(r"Epoch\[(\d+)\] Metrics -- .*?\bval_mre: ([0-9.eE+-]+)", log)}
 
 
 @pytest.mark.parametrize("time_limit", [None, 120])

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,13 @@ def test_image_folder_items_take_dicom_spacing_and_need_it_otherwise(tmp_path, w
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):
         image_folder_datalist(tmp_path / "empty")
+
+
+def test_image_folder_ids_are_unique_per_file(tmp_path, write_dicom):
+    Image.new("L", (8, 6)).save(tmp_path / "001.jpg")
+    Image.new("L", (8, 6)).save(tmp_path / "002.png")
+    write_dicom(tmp_path / "001.dcm", np.zeros((6, 8)), PixelSpacing=[0.2, 0.1])
+    items = image_folder_datalist(tmp_path, spacing=0.1)
+    assert [(i["id"], Path(i["image"]).name) for i in items] == [
+        ("001_dcm", "001.dcm"), ("001_jpg", "001.jpg"), ("002", "002.png")
+    ]  # fmt: skip

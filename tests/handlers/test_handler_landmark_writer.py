@@ -41,7 +41,7 @@ def test_writes_json_and_csv_per_image_in_evaluator(tmp_path, make_evaluator):
     rows = read_csv(tmp_path / "002.csv")
     assert list(rows[0]) == [
         "index", "abbreviation", "name", "x", "y", "x_mm", "y_mm", "confidence",
-        "gt_x", "gt_y", "gt_x_mm", "gt_y_mm", "error_mm",
+        "gt_x", "gt_y", "gt_x_mm", "gt_y_mm", "error_mm", "source",
     ]  # fmt: skip
     assert float(rows[0]["y"]) == 6.0 and float(rows[0]["y_mm"]) == pytest.approx(3.0)
     assert float(rows[0]["error_mm"]) == pytest.approx(3.0)
@@ -61,6 +61,7 @@ def test_isbi_names_no_ground_truth_and_name_from_filename(tmp_path):
     assert (rows[0]["abbreviation"], rows[0]["name"]) == ("S", "Sella")
     assert (rows[18]["abbreviation"], rows[18]["name"]) == ("Ar", "Articulare")
     assert float(rows[18]["x"]) == 36.0 and float(rows[18]["y_mm"]) == pytest.approx(37 * 0.2)
+    assert {r["source"] for r in rows} == {"/data/images/151.bmp"}  # each row names the input file
     assert not (tmp_path / "151.json").exists()
 
 

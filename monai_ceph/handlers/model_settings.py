@@ -1,0 +1,80 @@
+"""The settings a model was trained with (spatial size, landmark set, heatmap codec) in a sidecar ``model.json``
+beside its checkpoint, written when training starts and checked before evaluation or inference."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_ceph.data.atomic import atomic_write_text
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+
+__all__ = ["ModelSettingsWriter", "check_model_settings", "model_settings"]
+
+
+def model_settings(spatial_size: Sequence[int], landmark_set: Any, codec: Any) -> dict:
+    """A JSON-able record of the settings that must match between training and use of a model: the network
+    input ``spatial_size``, the landmark set's name and the codec's class and scalar settings."""
+    scalars = (int, float, str, bool, type(None))
+    return {
+        "spatial_size": [int(s) for s in spatial_size],
+        "landmark_set": landmark_set if isinstance(landmark_set, str) or landmark_set is None else landmark_set.name,
+        "codec": {
+            "name": type(codec).__name__,
+            **{k: v for k, v in sorted(vars(codec).items()) if not k.startswith("_") and isinstance(v, scalars)},
+        },
+    }
+
+
+class ModelSettingsWriter:
+    """Writes :func:`model_settings` to ``filename`` (atomically) when the trainer starts, so the settings travel
+    with the checkpoints saved beside it.
+
+    Args:
+        filename: the sidecar, e.g. ``<ckpt_dir>/model.json``.
+        spatial_size, landmark_set, codec: the training's settings (see :func:`model_settings`).
+    """
+
+    def __init__(self, filename: str | os.PathLike, spatial_size: Sequence[int], landmark_set: Any, codec: Any):
+        self.filename = filename
+        self.settings = model_settings(spatial_size, landmark_set, codec)
+
+    def attach(self, engine: Any) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Any = None) -> None:
+        atomic_write_text(self.filename, json.dumps(self.settings, indent=2))
+
+
+def check_model_settings(
+    filename: str | os.PathLike, spatial_size: Sequence[int], landmark_set: Any, codec: Any
+) -> dict | None:
+    """Compare this run's settings with the ``model.json`` the model was trained with.
+
+    Raises ``ValueError`` naming the file, each setting that differs and both values; a missing file (a
+    checkpoint from before the sidecar existed) only warns. Returns the trained settings, or ``None``.
+    """
+    if not os.path.isfile(filename):
+        warnings.warn(f"{filename} not found: the model's training settings cannot be checked against this run.")
+        return None
+    try:
+        with open(filename) as f:
+            trained = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{filename}: cannot read the model's training settings: {e}") from e
+    current = model_settings(spatial_size, landmark_set, codec)
+    differ = [
+        f"{key} {trained.get(key)!r} (this run: {current[key]!r})" for key in current if trained.get(key) != current[key]
+    ]
+    if differ:
+        raise ValueError(
+            f"{filename}: the model was trained with " + "; ".join(differ) + ". Run with the trained settings "
+            "(e.g. --spatial_size) or retrain."
+        )
+    return trained

@@ -1,0 +1,89 @@
+"""Bundle cases of the bad-input catalogue (issue 14): each asserts the exception, that its message names the
+file and the fault, and that nothing already written was lost."""
+
+import json
+
+import pytest
+import torch
+
+from monai.bundle import ConfigWorkflow
+
+SMALL = {"spatial_size": [64, 64], "batch_size": 2, "num_workers": 0, "save_overlays": False}
+
+
+def files(bundles_dir, *overlays):
+    configs = bundles_dir / "cephres" / "configs"
+    return [str(configs / "train.json")] + [str(configs / f"{name}.json") for name in overlays]
+
+
+def messages(exc):
+    """The messages of an exception and of everything it was raised from (MONAI wraps config errors)."""
+    texts = []
+    while exc is not None:
+        texts.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(texts)
+
+
+@pytest.fixture(scope="module")
+def trained(bundles_dir, phantom_datalist, tmp_path_factory):
+    """One epoch of training on the phantoms at 64 x 64 in a temporary bundle root."""
+    root = tmp_path_factory.mktemp("bad_inputs") / "run"
+    wf = ConfigWorkflow(config_file=files(bundles_dir), workflow_type="train", bundle_root=str(root),
+                        datalist_file=str(phantom_datalist), max_epochs=1, **SMALL)  # fmt: skip
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    return root
+
+
+@pytest.mark.parametrize("overlay", ["evaluate", "inference"])
+def test_size_mismatch_is_refused_naming_both(trained, bundles_dir, phantom_datalist, overlay):
+    models = trained / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    wf = ConfigWorkflow(config_file=files(bundles_dir, overlay), workflow_type="eval", bundle_root=str(trained),
+                        datalist_file=str(phantom_datalist), **{**SMALL, "spatial_size": [32, 48]})  # fmt: skip
+    with pytest.raises(Exception) as failure:
+        wf.initialize()
+    text = messages(failure.value)
+    assert f"{models / 'model.json'}: the model was trained with spatial_size [64, 64] (this run: [32, 48])" in text
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+
+
+@pytest.mark.parametrize("section", ["validation", "training"])
+def test_empty_section_stops_training_before_it_starts(trained, bundles_dir, phantom_datalist, section):
+    datalist = json.loads(phantom_datalist.read_text())
+    datalist[section] = []
+    bad = phantom_datalist.parent / f"empty_{section}.json"  # next to the images (relative paths)
+    bad.write_text(json.dumps(datalist))
+    models = trained / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    wf = ConfigWorkflow(config_file=files(bundles_dir), workflow_type="train", bundle_root=str(trained),
+                        datalist_file=str(bad), max_epochs=2, **SMALL)  # fmt: skip
+    wf.initialize()
+    with pytest.raises(Exception) as failure:
+        wf.run()
+    text = messages(failure.value)
+    assert f"{bad}: datalist section {section!r} is empty, and this run needs its items" in text, text
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # the earlier run's files are intact
+
+
+def test_resume_keeps_the_best_model(trained, bundles_dir, phantom_datalist):
+    """A resume whose validations cannot beat the restored best metric leaves model.pt as it was."""
+    models = trained / "models"
+    checkpoint = models / "checkpoint_epoch=1.pt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["validator"]["best_metric_epoch"] == 1 and state["validator"]["best_metric"] > 0
+    state["validator"]["best_metric"] = 1e-6  # an unbeatable best
+    state["validator"]["saved"] = [(-1e-6, name) for _, name in state["validator"]["saved"]]
+    torch.save(state, checkpoint)
+    best = (models / "model.pt").read_bytes()
+    wf = ConfigWorkflow(config_file=files(bundles_dir), workflow_type="train", bundle_root=str(trained),
+                        datalist_file=str(phantom_datalist), max_epochs=2, **SMALL)  # fmt: skip
+    wf.initialize()
+    wf.run()
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    assert (evaluator.state.best_metric, evaluator.state.best_metric_epoch) == (1e-6, 1)
+    assert (models / "model.pt").read_bytes() == best
+    assert sorted(p.name for p in models.glob("checkpoint_epoch=*.pt")) == ["checkpoint_epoch=2.pt"]
+    wf.finalize()
