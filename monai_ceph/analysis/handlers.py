@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -10,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from monai_ceph.data import LandmarkSet, atomic_write_bytes, atomic_write_text, get_landmark_set
 from monai_ceph.handlers.overlay_saver import OverlaySaver
-from monai_ceph.handlers.utils import ItemHandler, item_id, item_points, item_source_filename
+from monai_ceph.handlers.utils import ItemHandler, check_formats, item_id, item_points, item_source_filename, write_csv
 
 from .overlay import render_analysis_overlay
 from .writers import measurements_to_csv_row, measurements_to_json
@@ -50,10 +49,7 @@ class MeasurementWriter(ItemHandler):
     ) -> None:
         self.output_dir = output_dir
         self.landmark_set = get_landmark_set(landmark_set)
-        self.formats = (formats,) if isinstance(formats, str) else tuple(formats)
-        unknown = set(self.formats) - {"json", "csv"}
-        if unknown:
-            raise ValueError(f"unsupported measurement file formats {sorted(unknown)}; use 'json' and/or 'csv'.")
+        self.formats = check_formats(formats, "measurement")
         self.measurements_key, self.classes_key, self.reasons_key = measurements_key, classes_key, reasons_key
         self.id_key, self.image_key = id_key, image_key
         super().__init__(output_transform, name)
@@ -77,11 +73,7 @@ class MeasurementWriter(ItemHandler):
             paths.append(str(atomic_write_text(f"{base}.json", json.dumps(record, indent=2) + "\n")))
         if "csv" in self.formats:
             row = measurements_to_csv_row(values, classes, id=image_id)
-            text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerow(row)
-            paths.append(str(atomic_write_text(f"{base}.csv", text.getvalue())))
+            paths.append(write_csv(f"{base}.csv", list(row), [row]))
         self.logger.debug(f"measurements of {image_id} written to {paths}.")
         return paths
 

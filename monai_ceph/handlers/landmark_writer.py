@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -10,13 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from monai.utils import ensure_tuple
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
 from monai_ceph.data.atomic import atomic_write_text
 from monai_ceph.metrics.radial_error import compute_radial_error
 
-from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
+from .utils import ItemHandler, check_formats, item_id, item_points, item_source_filename, landmark_labels, write_csv
 
 __all__ = ["LandmarkWriter", "landmark_table"]
 
@@ -104,10 +101,7 @@ class LandmarkWriter(ItemHandler):
     ) -> None:
         self.output_dir = output_dir
         self.landmark_set = None if landmark_set is None else get_landmark_set(landmark_set)
-        self.formats = tuple(f.lower() for f in ensure_tuple(formats))
-        unknown = set(self.formats) - {"json", "csv"}
-        if unknown:
-            raise ValueError(f"unsupported landmark file formats {sorted(unknown)}; use 'json' and/or 'csv'.")
+        self.formats = check_formats(formats, "landmark")
         self.pred_key, self.confidence_key, self.spacing_key = pred_key, confidence_key, spacing_key
         self.label_key, self.id_key, self.image_key = label_key, id_key, image_key
         super().__init__(output_transform, name)
@@ -143,12 +137,8 @@ class LandmarkWriter(ItemHandler):
             paths.append(f"{base}.json")
         if "csv" in self.formats:
             columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())
-            table = io.StringIO(newline="")
-            writer = csv.DictWriter(table, fieldnames=(*columns, "source"))
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({**{k: ("" if r[k] is None else r[k]) for k in columns}, "source": source or ""})
-            atomic_write_text(f"{base}.csv", table.getvalue())
+            table = ({**{k: ("" if r[k] is None else r[k]) for k in columns}, "source": source or ""} for r in rows)
+            write_csv(f"{base}.csv", (*columns, "source"), table)
             paths.append(f"{base}.csv")
         self.logger.debug(f"landmarks of {image_id} written to {paths}.")
         return paths

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -12,11 +14,11 @@ import numpy as np
 from monai.data import decollate_batch
 from monai.utils import IgniteInfo, ImageMetaKey, convert_to_numpy, min_version, optional_import
 
-from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["ItemHandler", "engine_output", "decollated_items", "landmark_labels", "item_points", "item_id", "item_source_filename"]
+__all__ = ["ItemHandler", "engine_output", "decollated_items", "landmark_labels", "item_points", "item_id", "item_source_filename", "check_formats", "write_csv"]
 
 
 def engine_output(engine: Any) -> Any:
@@ -128,3 +130,21 @@ class ItemHandler:
 
     def handle(self, item: Mapping) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement handle(item).")
+
+
+def check_formats(formats: Sequence[str] | str, what: str = "output") -> tuple[str, ...]:
+    """The lower-cased file formats of a per-image writer, refusing any but ``"json"`` and ``"csv"``."""
+    checked = tuple(f.lower() for f in ((formats,) if isinstance(formats, str) else formats))
+    unknown = set(checked) - {"json", "csv"}
+    if unknown:
+        raise ValueError(f"unsupported {what} file formats {sorted(unknown)}; use 'json' and/or 'csv'.")
+    return checked
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows) -> str:
+    """Write ``rows`` (mappings over ``columns``) as CSV with a header, atomically; returns the path."""
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return str(atomic_write_text(path, table.getvalue()))
