@@ -5,6 +5,7 @@ point back and flags it. The network keeps random weights (saved as the checkpoi
 
 import csv
 import json
+import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -157,10 +158,5 @@ def test_shape_refine_refuses_another_landmark_set(bundle, tmp_path):
     with pytest.raises(Exception) as info:
         run(["inference", "shape_refine"], workflow_type="infer", save_overlays=False, shape_model_file=str(path),
             **bundle.override)
-    text = []
-    exc = info.value
-    while exc is not None:
-        text.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    text = "\n".join(text)
+    text = "".join(traceback.format_exception(info.value))  # with the errors it was raised from
     assert "'aariz'" in text and "'isbi2015'" in text and str(path) in text
