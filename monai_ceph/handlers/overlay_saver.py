@@ -154,8 +154,8 @@ class OverlaySaver(ItemHandler):
     the file named by the ``image_key`` meta ``filename_or_obj``, re-read with MONAI's ``LoadImage`` (the image in
     the output is usually resized for the network, so it is not used). Every rank saves its own images.
 
-    Items with a predicted covariance ``cov_key`` (source mm^2, e.g. from :class:`~monai_ceph.shape.LandmarkUncertaintyd`)
-    get the ``level`` ellipse of each point (cyan, mapped to pixels with the item's ``spacing_key``), marked
+    Items with a predicted covariance ``cov_key`` (source mm^2, e.g. from
+    :class:`~monai_ceph.shape.LandmarkUncertaintyd`) get the ``level`` ellipse of each point (cyan, mapped to pixels with the item's ``spacing_key``), marked
     calibrated or uncalibrated in the legend (``calibrated_key``); points flagged by the shape refinement
     (``flagged_key``) are drawn in magenta.
 

@@ -18,7 +18,18 @@ from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["ItemHandler", "engine_output", "decollated_items", "landmark_labels", "item_points", "item_covariance", "item_id", "item_source_filename", "check_formats", "write_csv"]
+__all__ = [
+    "ItemHandler",
+    "engine_output",
+    "decollated_items",
+    "landmark_labels",
+    "item_points",
+    "item_covariance",
+    "item_id",
+    "item_source_filename",
+    "check_formats",
+    "write_csv",
+]
 
 
 def engine_output(engine: Any) -> Any:

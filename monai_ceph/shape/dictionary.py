@@ -20,7 +20,12 @@ from .model import CHI2_2_99, ShapeModel
 from .uncertainty import UncertaintyCalibration
 
 __all__ = [
-    "LandmarkUncertaintyd", "LandmarkUncertaintyD", "LandmarkUncertaintyDict", "ShapeRefined", "ShapeRefineD", "ShapeRefineDict",
+    "LandmarkUncertaintyd",
+    "LandmarkUncertaintyD",
+    "LandmarkUncertaintyDict",
+    "ShapeRefined",
+    "ShapeRefineD",
+    "ShapeRefineDict",
 ]
 
 
@@ -139,7 +144,8 @@ class ShapeRefined(MapTransform):
         if len(self.keys) != 1:
             raise ValueError(f"one landmarks key is refined with one {cov_key!r}; got keys {self.keys}.")
         if shape_model is None:
-            raise ValueError("ShapeRefined needs a shape model (a ShapeModel or its JSON, e.g. models/shape_model.json).")
+            raise ValueError("ShapeRefined needs a shape model (a ShapeModel or its JSON, e.g. "
+                             "models/shape_model.json).")
         self.refine = ShapeRefine(shape_model, landmark_set, threshold, max_outliers)
         self.cov_key, self.sigma_key, self.spacing_key = cov_key, sigma_key, spacing_key
         self.flagged_key, self.distance_key, self.plausibility_key = flagged_key, distance_key, plausibility_key

@@ -72,8 +72,8 @@ def test_calibrating_then_inference_with_sigma(bundle):
     spacing = {item["id"]: np.asarray(item["spacing"]) for item in bundle.datalist["test"]}
     for image_id, (record, rows) in before.items():
         assert record["uncertainty"]["calibrated"] is False
-        cov_mm = np.array([[[r["cov_xx_mm"], r["cov_xy_mm"]], [r["cov_xy_mm"], r["cov_yy_mm"]]] for r in record["landmarks"]])
-        cov_px = np.array([[[r["cov_xx_px"], r["cov_xy_px"]], [r["cov_xy_px"], r["cov_yy_px"]]] for r in record["landmarks"]])
+        cov_mm, cov_px = (np.array([[[r[f"cov_xx_{u}"], r[f"cov_xy_{u}"]], [r[f"cov_xy_{u}"], r[f"cov_yy_{u}"]]]
+                                    for r in record["landmarks"]]) for u in ("mm", "px"))
         assert np.isfinite(cov_mm).all() and (np.linalg.det(cov_mm) > 0).all()
         np.testing.assert_allclose(sigma_of(record), np.sqrt(np.trace(cov_mm, axis1=1, axis2=2) / 2), rtol=1e-5)
         np.testing.assert_allclose(cov_px, cov_mm / np.outer(spacing[image_id], spacing[image_id]), rtol=1e-5)
