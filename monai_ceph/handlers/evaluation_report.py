@@ -15,7 +15,8 @@ from monai_ceph.data import LandmarkSet
 from monai_ceph.data.atomic import atomic_write_bytes, atomic_write_text
 from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, summarize_radial_errors
 
-from .utils import landmark_labels
+from .uncertainty import UncertaintyRecords, uncertainty_summary
+from .utils import decollated_items, engine_output, landmark_labels
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -46,6 +47,13 @@ class EvaluationReport:
       ``index, abbreviation, name, mre_mm, sd_mm, sdr_<t>mm..., n_valid, n_missed``;
     - ``<output_dir>/<filename>_per_landmark.png``: bar chart of the per-landmark MRE with SD error bars.
 
+    When the output items carry a predicted covariance (``cov_key``, source mm^2, from
+    :class:`~monai_ceph.shape.LandmarkUncertaintyd`) and ground truth, the summary also has an ``"uncertainty"``
+    block (:func:`~monai_ceph.handlers.uncertainty_summary` of every rank's images): whether the covariances were
+    ``calibrated``, the Spearman ``spearman_rho`` of ``sigma_mm`` against the radial error, the
+    ``ellipse_coverage_percent`` (errors inside their ``coverage`` ellipse) and per landmark the same with the mean
+    ``sigma_mm``; the CSV gets the columns ``sigma_mm, spearman_rho, ellipse_coverage_percent``.
+
     Like MONAI's ``MetricsSaver``, the handler reads the per-image errors that a metric stored in
     ``engine.state.metric_details`` (the ``(images, landmarks)`` errors of
     :py:class:`monai_ceph.handlers.RadialError` with ``save_details=True``, gathered from every rank), by default
@@ -63,6 +71,10 @@ class EvaluationReport:
         filename: prefix of the three file names.
         plot: whether to write the PNG chart.
         save_rank: the rank that writes the files.
+        cov_key: the items' predicted covariance (None: no uncertainty block).
+        coverage: the ellipse level of ``ellipse_coverage_percent``.
+        pred_key, label_key, spacing_key, calibrated_key: keys of the output items for the uncertainty block
+            (as :class:`~monai_ceph.handlers.UncertaintyRecords`).
         name: identifier of logging.logger to use, defaulting to ``engine.logger``.
     """
 
@@ -75,6 +87,12 @@ class EvaluationReport:
         filename: str = "radial_error",
         plot: bool = True,
         save_rank: int = 0,
+        cov_key: str | None = "cov_mm",
+        coverage: float = 0.95,
+        pred_key: str = "pred_landmarks",
+        label_key: str = "landmarks",
+        spacing_key: str = "spacing",
+        calibrated_key: str | None = "uncertainty_calibrated",
         name: str | None = None,
     ) -> None:
         self.output_dir = output_dir
@@ -84,6 +102,9 @@ class EvaluationReport:
         self.filename = filename
         self.plot = plot
         self.save_rank = save_rank
+        self.coverage = coverage
+        self.records = None if cov_key is None else UncertaintyRecords(pred_key, label_key, spacing_key, cov_key,
+                                                                       calibrated_key)
         self.summary: dict[str, Any] | None = None
         self.logger = logging.getLogger(name)
         self._name = name
@@ -97,6 +118,14 @@ class EvaluationReport:
             self.logger = engine.logger
         if not engine.has_event_handler(self, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self)
+        if self.records is not None and not engine.has_event_handler(self.record, Events.ITERATION_COMPLETED):
+            engine.add_event_handler(Events.STARTED, self.records.reset)
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self.record)
+
+    def record(self, engine: Engine) -> None:
+        """Keep the predicted covariances and errors of the iteration's items (those that have both)."""
+        for item in decollated_items(engine_output(engine)):
+            self.records.add(item)  # type: ignore[union-attr]
 
     def __call__(self, engine: Engine) -> None:
         """Build the report from the metric details of ``engine`` and write it (``save_rank`` only).
@@ -105,6 +134,11 @@ class EvaluationReport:
             engine: Ignite Engine, it can be a trainer, validator or evaluator.
         """
         summary = self.compute_summary(self.metric_details(engine))
+        gathered = None if self.records is None else self.records.gathered()  # every rank takes part
+        if gathered is not None:
+            calibrated = self.records.calibrated  # type: ignore[union-attr]
+            block = uncertainty_summary(*gathered, self.coverage, self.landmark_set)
+            summary["uncertainty"] = {"calibrated": next(iter(calibrated)) if len(calibrated) == 1 else None, **block}
         if idist.get_rank() == self.save_rank:
             self.write(summary)
 
@@ -161,12 +195,15 @@ class EvaluationReport:
 
         sdr_columns = [f"sdr_{k}mm" for k in summary["sdr_percent"]]
         columns = ["index", "abbreviation", "name", "mre_mm", "sd_mm", *sdr_columns, "n_valid", "n_missed"]
+        uncertainty = summary.get("uncertainty")
+        extra = ("sigma_mm", "spearman_rho", "ellipse_coverage_percent") if uncertainty else ()
         table = io.StringIO(newline="")
         writer = csv.writer(table)
-        writer.writerow(columns)
-        for r in summary["per_landmark"]:
+        writer.writerow([*columns, *extra])
+        for i, r in enumerate(summary["per_landmark"]):
             row = [r["index"], r["abbreviation"], r["name"], r["mre_mm"], r["sd_mm"]]
             row += [*r["sdr_percent"].values(), r["n_valid"], r["n_missed"]]
+            row += [uncertainty["per_landmark"][i][k] for k in extra] if uncertainty else []
             writer.writerow(["" if v is None else v for v in row])
         atomic_write_text(paths[1], table.getvalue())
 
@@ -180,6 +217,12 @@ class EvaluationReport:
             f"radial error over {summary['n_images']} images: MRE {mre:.3f} ± {sd:.3f} mm, {sdr}; "
             f"{summary['n_missed']} missed; report in {self.output_dir}."
         )
+        if uncertainty:
+            rho, inside = (float("nan") if v is None else v
+                           for v in (uncertainty["spearman_rho"], uncertainty["ellipse_coverage_percent"]))
+            state = {True: "calibrated", False: "uncalibrated"}.get(uncertainty["calibrated"], "")
+            self.logger.info(f"{state} uncertainty over {uncertainty['n_points']} points: Spearman rho(sigma, error) "
+                             f"{rho:.3f}, {inside:.1f} % of the errors inside the {100 * self.coverage:g} % ellipse.")
         return paths
 
     @staticmethod

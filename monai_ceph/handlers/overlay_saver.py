@@ -12,17 +12,34 @@ from monai.utils import convert_to_numpy, optional_import
 from monai_ceph.data import LandmarkSet, RadiographReader, get_landmark_set
 from monai_ceph.data.atomic import atomic_write_bytes
 
-from .utils import ItemHandler, item_id, item_points, item_source_filename, landmark_labels
+from monai_ceph.shape.uncertainty import chi2_2_quantile
+
+from .utils import ItemHandler, item_covariance, item_id, item_points, item_source_filename, landmark_labels
 
 Image, _ = optional_import("PIL.Image")
 ImageDraw, _ = optional_import("PIL.ImageDraw")
 ImageFont, _ = optional_import("PIL.ImageFont")
 
-__all__ = ["OverlaySaver", "render_overlay"]
+__all__ = ["OverlaySaver", "render_overlay", "ellipse_outline"]
 
 PRED_COLOR = (255, 48, 48)
 GT_COLOR = (48, 220, 48)
 LINE_COLOR = (255, 220, 0)
+ELLIPSE_COLOR = (0, 200, 255)
+FLAGGED_COLOR = (255, 0, 255)
+
+
+def ellipse_outline(centre: np.ndarray, cov: np.ndarray, level: float = 0.95, n: int = 48) -> np.ndarray | None:
+    """``(n, 2)`` points of the ``level`` ellipse ``e^T cov^-1 e = chi2_2(level)`` around ``centre`` (the units of
+    ``cov``), or None when ``cov`` is not finite and positive definite."""
+    if not (np.isfinite(cov).all() and np.isfinite(centre).all()):
+        return None
+    try:
+        root = np.linalg.cholesky(cov * chi2_2_quantile(level))
+    except np.linalg.LinAlgError:
+        return None
+    t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    return centre + np.stack([np.cos(t), np.sin(t)], -1) @ root.T
 
 
 def _to_display(image: np.ndarray) -> np.ndarray:
@@ -43,8 +60,15 @@ def render_overlay(
     labels: tuple[str, ...] | None = None,
     scale: float = 1.0,
     radius: float | None = None,
+    covariances: np.ndarray | None = None,
+    flagged: np.ndarray | None = None,
+    level: float = 0.95,
+    legend: bool = False,
+    ellipse_label: str | None = None,
 ):
-    """Draw predicted (red) and ground-truth (green) landmarks, joined by yellow lines, on the image.
+    """Draw predicted (red) and ground-truth (green) landmarks, joined by yellow lines, on the image; with
+    ``covariances`` the ``level`` ellipse of each prediction (cyan), with ``flagged`` those points' markers in
+    magenta, with ``legend`` a key in the top-left corner.
 
     Args:
         image: ``(C, x, y)`` source image as MONAI's ``LoadImage`` gives it (C = 1 grey or >= 3 colour).
@@ -53,6 +77,11 @@ def render_overlay(
         labels: text drawn beside each predicted landmark, or None.
         scale: output size factor: the PNG is ``round(x * scale)`` wide and ``round(y * scale)`` high.
         radius: marker radius in output pixels; default 0.6 % of the larger output side (at least 2).
+        covariances: ``(N, 2, 2)`` covariances of the predictions in source pixels^2, or None.
+        flagged: ``(N,)`` bool, points the shape model flagged, or None.
+        level: the ellipses' probability content.
+        legend: draw a key of the colours.
+        ellipse_label: the ellipse's entry in the key (default ``"<level> % ellipse"``).
 
     Returns:
         a ``PIL.Image.Image`` (RGB).
@@ -77,16 +106,41 @@ def render_overlay(
     for i, p in enumerate(pred):
         g = None if gt is None or np.isnan(gt[i]).any() else gt[i]
         has_p = not np.isnan(p).any()
+        outline = None if covariances is None or not has_p else ellipse_outline(p, covariances[i], level)
+        if outline is not None:
+            draw.polygon([to_canvas(q) for q in outline], outline=ELLIPSE_COLOR, width=max(1, round(r / 4)))
         if g is not None and has_p:
             draw.line((*to_canvas(g), *to_canvas(p)), fill=LINE_COLOR, width=max(1, round(r / 4)))
         if g is not None:
             dot(g, GT_COLOR)
         if has_p:
-            dot(p, PRED_COLOR)
+            color = FLAGGED_COLOR if flagged is not None and flagged[i] else PRED_COLOR
+            dot(p, color)
             if labels is not None:
                 x, y = to_canvas(p)
-                draw.text((x + 1.5 * r, y - 1.5 * r), labels[i], fill=PRED_COLOR, font=font)
+                draw.text((x + 1.5 * r, y - 1.5 * r), labels[i], fill=color, font=font)
+    if legend:
+        entries = [("prediction", PRED_COLOR)]
+        if gt is not None:
+            entries += [("ground truth", GT_COLOR), ("error", LINE_COLOR)]
+        if covariances is not None:
+            entries.append((ellipse_label or f"{100 * level:g} % ellipse", ELLIPSE_COLOR))
+        if flagged is not None:
+            entries.append(("flagged by the shape model", FLAGGED_COLOR))
+        _draw_legend(draw, entries, max(10, round(2.5 * r)))
     return canvas
+
+
+def _draw_legend(draw, entries: list[tuple[str, tuple[int, int, int]]], size: int) -> None:
+    """A key in the top-left corner: a colour swatch and its text per entry, on a dark box."""
+    font = ImageFont.load_default(size=size)
+    pad, line = max(2, size // 3), round(1.3 * size)
+    width = max(draw.textlength(text, font=font) for text, _ in entries) + 2 * size + 3 * pad
+    draw.rectangle((0, 0, width, 2 * pad + line * len(entries)), fill=(0, 0, 0))
+    for j, (text, color) in enumerate(entries):
+        y = pad + j * line
+        draw.rectangle((pad, y + size // 4, pad + size, y + size), fill=color)
+        draw.text((2 * pad + size, y), text, fill=color, font=font)
 
 
 class OverlaySaver(ItemHandler):
@@ -100,13 +154,21 @@ class OverlaySaver(ItemHandler):
     the file named by the ``image_key`` meta ``filename_or_obj``, re-read with MONAI's ``LoadImage`` (the image in
     the output is usually resized for the network, so it is not used). Every rank saves its own images.
 
+    Items with a predicted covariance ``cov_key`` (source mm^2, e.g. from
+    :class:`~monai_ceph.shape.LandmarkUncertaintyd`) get the ``level`` ellipse of each point (cyan, mapped to pixels with the item's ``spacing_key``), marked
+    calibrated or uncalibrated in the legend (``calibrated_key``); points flagged by the shape refinement
+    (``flagged_key``) are drawn in magenta.
+
     Args:
         output_dir: folder for the PNG files; created when missing.
         landmark_set: names to draw beside the predictions when ``show_names``; None gives ``L1..LN``.
         show_names: whether to draw the landmark abbreviations.
+        legend: whether to draw a key of the colours.
         scale: output size factor (e.g. 0.5 for half-size overviews).
         pred_key, label_key, id_key, image_key: keys of the output items; ``label_key`` may be absent (or None).
         source_image_key: key of a source-space image in the output items, or None to re-read the file.
+        cov_key, spacing_key, calibrated_key, flagged_key: the uncertainty and shape keys (absent or None: not drawn).
+        level: the ellipses' probability content.
         reader: reader passed to ``LoadImage`` when re-reading; None: :py:class:`monai_ceph.data.RadiographReader`,
             the reader of the bundles' pre-processing, so DICOM loads as ``(1, x, y)`` like the other formats.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
@@ -125,6 +187,12 @@ class OverlaySaver(ItemHandler):
         image_key: str = "image",
         source_image_key: str | None = None,
         reader=None,
+        legend: bool = False,
+        cov_key: str | None = "cov_mm",
+        spacing_key: str = "spacing",
+        calibrated_key: str | None = "uncertainty_calibrated",
+        flagged_key: str | None = "shape_flagged",
+        level: float = 0.95,
         output_transform: Callable = lambda x: x,
         name: str | None = None,
     ) -> None:
@@ -137,6 +205,9 @@ class OverlaySaver(ItemHandler):
         self.pred_key, self.label_key, self.id_key, self.image_key = pred_key, label_key, id_key, image_key
         self.source_image_key = source_image_key
         self.reader = reader
+        self.legend = legend
+        self.cov_key, self.spacing_key, self.calibrated_key = cov_key, spacing_key, calibrated_key
+        self.flagged_key, self.level = flagged_key, level
         self._loader: LoadImage | None = None  # created on the first re-read
         super().__init__(output_transform, name)
 
@@ -165,7 +236,17 @@ class OverlaySaver(ItemHandler):
         pred = item_points(item, self.pred_key)
         gt = item_points(item, self.label_key) if self.label_key and item.get(self.label_key) is not None else None
         labels = landmark_labels(self.landmark_set, len(pred))[0] if self.show_names else None
-        overlay = render_overlay(self.source_image(item), pred, gt, labels=labels, scale=self.scale)
+        has = lambda key: key is not None and item.get(key) is not None  # noqa: E731
+        cov, ellipse_label = None, None
+        if has(self.cov_key):
+            spacing = item_points(item, self.spacing_key, ndim=1)
+            cov = item_covariance(item, self.cov_key, len(pred)) / np.outer(spacing, spacing)  # mm^2 -> pixels^2
+            calibrated = item.get(self.calibrated_key) if self.calibrated_key is not None else None
+            state = "" if calibrated is None else (" (calibrated)" if calibrated else " (uncalibrated)")
+            ellipse_label = f"{100 * self.level:g} % ellipse{state}"
+        flagged = np.asarray(convert_to_numpy(item[self.flagged_key]), dtype=bool) if has(self.flagged_key) else None
+        overlay = render_overlay(self.source_image(item), pred, gt, labels=labels, scale=self.scale, covariances=cov,
+                                 flagged=flagged, level=self.level, legend=self.legend, ellipse_label=ellipse_label)
         path = os.path.join(self.output_dir, f"{item_id(item, self.id_key, self.image_key)}.png")
         png = io.BytesIO()
         overlay.save(png, format="PNG")

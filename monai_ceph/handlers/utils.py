@@ -18,7 +18,18 @@ from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["ItemHandler", "engine_output", "decollated_items", "landmark_labels", "item_points", "item_id", "item_source_filename", "check_formats", "write_csv"]
+__all__ = [
+    "ItemHandler",
+    "engine_output",
+    "decollated_items",
+    "landmark_labels",
+    "item_points",
+    "item_covariance",
+    "item_id",
+    "item_source_filename",
+    "check_formats",
+    "write_csv",
+]
 
 
 def engine_output(engine: Any) -> Any:
@@ -68,6 +79,16 @@ def item_points(item: Mapping, key: str, ndim: int = 2) -> np.ndarray:
     arr = np.asarray(convert_to_numpy(item[key], wrap_sequence=True), dtype=np.float64)
     if arr.ndim != ndim or (ndim == 2 and arr.shape[-1] != 2):
         raise ValueError(f"engine output {key!r} has shape {arr.shape}, expected {'(N, 2)' if ndim == 2 else ndim}-d.")
+    return arr
+
+
+def item_covariance(item: Mapping, key: str, n: int) -> np.ndarray:
+    """``item[key]`` as ``(n, 2, 2)`` float64 covariances (e.g. ``"cov_mm"``)."""
+    if key not in item:
+        raise KeyError(f"engine output item has no {key!r} (keys: {sorted(map(str, item))}).")
+    arr = np.asarray(convert_to_numpy(item[key], wrap_sequence=True), dtype=np.float64)
+    if arr.shape != (n, 2, 2):
+        raise ValueError(f"engine output {key!r} has shape {arr.shape}, expected ({n}, 2, 2).")
     return arr
 
 

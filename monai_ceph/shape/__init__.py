@@ -4,7 +4,9 @@
   and interactive ``refit`` given fixed landmarks; built by ``python -m monai_ceph.shape DATALIST OUT``.
 - :func:`heatmap_covariance`, :func:`covariance_to_source`, :class:`UncertaintyCalibration` and the transforms
   :class:`LandmarkUncertainty` / :class:`LandmarkUncertaintyd`: per-landmark covariance in source mm from the
-  predicted heatmaps, calibrated on validation errors.
+  predicted heatmaps, calibrated on validation errors;
+- :class:`ShapeRefine` / :class:`ShapeRefined`: the bundle's shape-constrained refinement step (post-processing);
+  (``monai_ceph.handlers.UncertaintyCalibrationSaver`` fits the calibration in the bundle's ``calibrating`` run).
 """
 
 from .procrustes import Similarity, centroid_size, similarity_fit
@@ -17,7 +19,15 @@ from .uncertainty import (
     ellipse_coverage,
     heatmap_covariance,
     mahalanobis_squared,
+    spearman_rho,
 )
-from .array import LandmarkUncertainty
-from .dictionary import LandmarkUncertaintyD, LandmarkUncertaintyd, LandmarkUncertaintyDict
+from .array import LandmarkUncertainty, ShapeRefine
+from .dictionary import (
+    LandmarkUncertaintyD,
+    LandmarkUncertaintyd,
+    LandmarkUncertaintyDict,
+    ShapeRefineD,
+    ShapeRefined,
+    ShapeRefineDict,
+)
 from .build import build_shape_model, datalist_shapes

@@ -1,10 +1,11 @@
-"""Array transform: per-landmark covariance in source mm from a predicted heatmap."""
+"""Array transforms: per-landmark covariance in source mm from a predicted heatmap; shape-constrained refinement."""
 
 from __future__ import annotations
 
 import math
 import os
 
+import numpy as np
 import torch
 
 from monai.config.type_definitions import NdarrayOrTensor
@@ -12,11 +13,13 @@ from monai.transforms.transform import Transform
 from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type
 
+from monai_ceph.data.landmark_sets import get_landmark_set
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 
+from .model import CHI2_2_99, ShapeModel
 from .uncertainty import UncertaintyCalibration, covariance_sigma, covariance_to_source, heatmap_covariance
 
-__all__ = ["LandmarkUncertainty"]
+__all__ = ["LandmarkUncertainty", "ShapeRefine"]
 
 
 class LandmarkUncertainty(Transform):
@@ -33,6 +36,7 @@ class LandmarkUncertainty(Transform):
         radius: covariance window half-width in heatmap pixels (default ``ceil(4 sigma / stride)``).
         calibration: an :class:`UncertaintyCalibration`, or the path of its JSON; ``None``: uncalibrated.
         background: subtract the window's border-ring mean (see :func:`heatmap_covariance`).
+        landmark_set: the model's landmark set; a calibration fitted on another set is refused, naming both.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -44,6 +48,7 @@ class LandmarkUncertainty(Transform):
         radius: int | None = None,
         calibration: UncertaintyCalibration | str | os.PathLike | None = None,
         background: bool = True,
+        landmark_set: str | None = None,
     ) -> None:
         self.codec = codec or GaussianHeatmapCodec()
         self.logits = logits
@@ -52,8 +57,15 @@ class LandmarkUncertainty(Transform):
                 raise ValueError("a codec with sigma in mm needs an explicit radius (heatmap pixels).")
             radius = max(1, math.ceil(4 * self.codec.sigma / self.codec.stride))
         self.radius = int(radius)
+        source = calibration
         if calibration is not None and not isinstance(calibration, UncertaintyCalibration):
             calibration = UncertaintyCalibration.load(calibration)
+        if calibration is not None and landmark_set is not None and calibration.landmark_set is not None:
+            name = get_landmark_set(landmark_set).name
+            if calibration.landmark_set != name:
+                where = f"{source}: " if not isinstance(source, UncertaintyCalibration) else ""
+                raise ValueError(f"{where}the uncertainty calibration was fitted on the {calibration.landmark_set!r} "
+                                 f"landmark set, the model predicts {name!r}.")
         self.calibration = calibration
         self.background = background
 
@@ -80,3 +92,65 @@ class LandmarkUncertainty(Transform):
         sigma, *_ = convert_to_dst_type(sigma, heatmap, dtype=torch.float32)
         cov, *_ = convert_to_dst_type(cov, heatmap, dtype=torch.float32)
         return sigma, cov
+
+
+class ShapeRefine(Transform):
+    """Shape-constrained refinement of one image's landmarks in source pixels (:meth:`ShapeModel.refine`).
+
+    The points ``(K, 2)`` (source pixels, NaN missing) and their covariances ``(K, 2, 2)`` in source mm (e.g.
+    :class:`LandmarkUncertainty`'s) are turned into mm with the source ``spacing``; the MAP estimate under the
+    shape prior drops the evidence that the other points contradict (those points are ``flagged``), and the
+    posterior gives the refined points and their new covariances. The network's own shape is scored too
+    (:meth:`ShapeModel.plausibility`).
+
+    Args:
+        shape_model: a :class:`ShapeModel` or the path of its JSON (e.g. ``models/shape_model.json``).
+        landmark_set: the model's landmark set; a shape model built from another set is refused, naming both.
+        threshold, max_outliers: as :meth:`ShapeModel.refine`.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        shape_model: ShapeModel | str | os.PathLike,
+        landmark_set: str | None = None,
+        threshold: float = math.sqrt(CHI2_2_99),
+        max_outliers: int | None = None,
+    ) -> None:
+        model = shape_model if isinstance(shape_model, ShapeModel) else ShapeModel.load(shape_model)
+        if landmark_set is not None:
+            try:
+                model.check_landmark_set(landmark_set)
+            except ValueError as e:
+                where = "" if isinstance(shape_model, ShapeModel) else f"{shape_model}: "
+                raise ValueError(f"{where}{e}") from None
+        self.shape_model = model
+        self.threshold, self.max_outliers = threshold, max_outliers
+
+    def __call__(self, landmarks: NdarrayOrTensor, cov_mm: NdarrayOrTensor, spacing) -> dict[str, NdarrayOrTensor]:
+        """
+        Args:
+            landmarks: ``(K, 2)`` source pixels, NaN missing.
+            cov_mm: ``(K, 2, 2)`` evidence covariances in source mm (non-finite: no evidence).
+            spacing: ``(2,)`` source spacing, mm/pixel.
+
+        Returns:
+            ``"landmarks"`` ``(K, 2)`` refined source pixels and ``"cov_mm"`` ``(K, 2, 2)`` / ``"sigma_mm"`` ``(K,)``
+            their posterior uncertainty (landmarks' type), ``"flagged"`` ``(K,)`` bool, ``"distance"`` (float,
+            the Mahalanobis distance of the unrefined shape) and ``"landmark_distance"`` ``(K,)`` (each unrefined
+            point's distance from where the others put it; NaN missing), numpy.
+        """
+        s = np.asarray(torch.as_tensor(spacing).cpu(), dtype=np.float64).reshape(2)
+        mm = np.asarray(torch.as_tensor(landmarks).cpu(), dtype=np.float64) * s
+        cov = np.asarray(torch.as_tensor(cov_mm).cpu(), dtype=np.float64)
+        _, flagged = self.shape_model.refine(mm, cov, self.threshold, self.max_outliers)
+        evidence = np.where(flagged[:, None, None], np.inf, cov)
+        mean, post = self.shape_model.posterior(mm, None, evidence)
+        score = self.shape_model.plausibility(mm)
+        out = {}
+        out["landmarks"], *_ = convert_to_dst_type(mean / s, landmarks, dtype=torch.float32)
+        out["cov_mm"], *_ = convert_to_dst_type(post, landmarks, dtype=torch.float32)
+        out["sigma_mm"] = covariance_sigma(out["cov_mm"])
+        out.update(flagged=flagged, distance=score.distance, landmark_distance=score.landmark_distance)
+        return out

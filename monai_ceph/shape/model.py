@@ -153,6 +153,8 @@ class ShapeModel:
             raise ValueError(f"mean must be a finite (K, 2) array, got shape {self.mean.shape}.")
         k2 = self.mean.size
         self.components = _as_numpy(components, "components")
+        if self.components.size == 0:  # no modes (also as JSON's [])
+            self.components = self.components.reshape(0, k2)
         if self.components.ndim != 2 or self.components.shape[1] != k2:
             raise ValueError(f"components must have shape (M, 2K = {k2}), got {self.components.shape}.")
         self.variances = _as_numpy(variances, "variances").reshape(-1)

@@ -32,6 +32,7 @@ __all__ = [
     "mahalanobis_squared",
     "chi2_2_quantile",
     "ellipse_coverage",
+    "spearman_rho",
     "UncertaintyCalibration",
 ]
 
@@ -134,6 +135,31 @@ def ellipse_coverage(errors, cov, q: float = 0.95) -> float:
     m = mahalanobis_squared(errors, cov)
     m = m[np.isfinite(m)]
     return float((m <= chi2_2_quantile(q)).mean()) if m.size else math.nan
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks ``1..n`` of ``x``, ties given their mean rank."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    values, inverse = np.unique(x, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks, minlength=len(values))
+    return (sums / np.bincount(inverse, minlength=len(values)))[inverse]
+
+
+def spearman_rho(a, b) -> float:
+    """Spearman rank correlation of two equally shaped arrays over the entries finite in both (ties: mean
+    ranks); NaN with fewer than 3 such entries or when either side is constant."""
+    x = np.asarray(torch.as_tensor(a).cpu(), dtype=np.float64).reshape(-1)
+    y = np.asarray(torch.as_tensor(b).cpu(), dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"spearman_rho needs two arrays of one size, got {x.size} and {y.size} entries.")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return math.nan
+    rx, ry = _ranks(x[ok]) - (ok.sum() + 1) / 2, _ranks(y[ok]) - (ok.sum() + 1) / 2
+    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else math.nan
 
 
 class UncertaintyCalibration:
