@@ -5,3 +5,4 @@ from .radial_error import RadialError
 from .checkpoint import BestMetricState, PruneCheckpoints, latest_checkpoint
 from .time_limit import TimeLimit
 from .model_settings import ModelSettingsWriter, check_model_settings, model_settings
+from .batch_summary import FAILED_FILENAME, BatchSummary
