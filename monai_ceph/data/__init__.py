@@ -1,3 +1,7 @@
+from .quiet import quiet_startup_noise
+
+quiet_startup_noise()
+
 from .landmark_sets import (
     AARIZ,
     AARIZ_TO_ISBI2015,
@@ -43,6 +47,7 @@ from .labelme import load_labelme, read_labelme_json
 from .dicom import DICOM_SPACING_TAGS, read_dicom_spacing
 from .image_io import RadiographReader
 from .cache import CACHE_SAFE_GLOBALS, SafePersistentDataset
+from .tolerant import FAILURE_KEY, FailureTolerantDataLoader, failure_reason
 from .monailabel import (
     MonaiLabelLandmarks,
     load_monailabel,

@@ -251,16 +251,21 @@ def is_dicom(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in DICOM_SUFFIXES
 
 
-def read_dicom_spacing(path: str | os.PathLike) -> np.ndarray:
+def read_dicom_spacing(path: str | os.PathLike, required: bool = True) -> np.ndarray | None:
     """Pixel spacing of a 2-D DICOM image in mm/pixel as ``(sx, sy)``, the order of MONAI's loaded axes.
 
     DICOM stores spacing as ``[row spacing, column spacing]``, i.e. ``(y, x)``: the pair is reversed here.
     The first of :data:`DICOM_SPACING_TAGS` present is used.
 
+    Args:
+        path: the DICOM file.
+        required: raise when none of the tags is present; ``False`` returns ``None`` then (a tag present with a
+            bad value is always an error).
+
     Raises:
         FileNotFoundError: the file does not exist.
         DataFileError: the file is not DICOM.
-        SpacingError: none of the tags is present, or its value is not two positive numbers.
+        SpacingError: none of the tags is present (when ``required``), or its value is not two positive numbers.
     """
     import pydicom  # imported on use: the package's other readers do not need it
 
@@ -280,6 +285,8 @@ def read_dicom_spacing(path: str | os.PathLike) -> np.ndarray:
             raise SpacingError(f"{path} {tag}: expected [row spacing, column spacing], got {value!r}.")
         row, column = values
         return check_spacing((column, row), f"{path} {tag}")
+    if not required:
+        return None
     raise SpacingError(f"{path}: none of the tags {list(DICOM_SPACING_TAGS)} gives a pixel spacing.")
 
 
@@ -293,7 +300,8 @@ def resolve_spacing(
     """The pixel spacing ``(sx, sy)`` of ``image``: its DICOM header, else ``given``, else ``default``.
 
     Args:
-        image: the image file; a :func:`is_dicom` file is read with :func:`read_dicom_spacing`.
+        image: the image file; a :func:`is_dicom` file is read with :func:`read_dicom_spacing` (a DICOM without
+            spacing tags takes ``given`` or ``default`` like any other file).
         given: the spacing its annotation gives (already checked), or ``None``.
         default: the spacing the caller was given for images without their own (checked here, naming ``image``).
         where: what the error names when there is no spacing (default ``image``).
@@ -303,7 +311,9 @@ def resolve_spacing(
         SpacingError: no spacing at all (naming the image), or an invalid one.
     """
     if is_dicom(image):
-        return read_dicom_spacing(image)
+        header = read_dicom_spacing(image, required=given is None and default is None)
+        if header is not None:
+            return header
     if given is not None:
         return check_spacing(given, str(image))
     if default is not None:

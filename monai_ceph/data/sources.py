@@ -249,9 +249,10 @@ def image_folder_datalist(
     """Inference items ``{"image", "spacing", "id"}`` for every image in ``folder`` (sorted, not recursive), or for a
     single image file.
 
-    DICOM files take their spacing from their tags (PixelSpacing, else ImagerPixelSpacing); other files take
-    ``spacing`` (mm/pixel, one value or ``(sx, sy)``), and without it are an error naming the file, since a
-    JPEG/PNG carries no physical size and every distance reported in mm would be wrong.
+    DICOM files take their spacing from their tags (PixelSpacing, else ImagerPixelSpacing, else
+    NominalScannedPixelSpacing); other files, and DICOM files without those tags, take ``spacing`` (mm/pixel, one
+    value or ``(sx, sy)``), and without it are an error naming the file, since a JPEG/PNG carries no physical size
+    and every distance reported in mm would be wrong.
 
     Ids (the names of the outputs) are the file stems, unique per input file: files that share a stem
     (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``), so none overwrites

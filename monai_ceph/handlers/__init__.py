@@ -6,3 +6,4 @@ from .checkpoint import BestMetricState, PruneCheckpoints, latest_checkpoint
 from .time_limit import TimeLimit
 from .model_settings import ModelSettingsWriter, check_model_settings, model_settings
 from .uncertainty import UncertaintyCalibrationSaver, UncertaintyRecords, uncertainty_summary
+from .batch_summary import FAILED_FILENAME, BatchSummary

@@ -87,3 +87,77 @@ def test_resume_keeps_the_best_model(trained, bundles_dir, phantom_datalist):
     assert (models / "model.pt").read_bytes() == best
     assert sorted(p.name for p in models.glob("checkpoint_epoch=*.pt")) == ["checkpoint_epoch=2.pt"]
     wf.finalize()
+
+
+def _write_phantom_jpeg(png, path, truncate=False):
+    from PIL import Image
+    import numpy as np
+
+    with Image.open(png) as source:
+        pixels = np.asarray(source, dtype=np.float64)
+    Image.fromarray((255 * pixels / pixels.max()).astype("uint8")).save(path, quality=95)
+    if truncate:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_a_batch_keeps_going_past_bad_files_on_a_read_only_bundle(trained, bundles_dir, phantom_datalist, tmp_path,
+                                                                  ):  # fmt: skip
+    """Inference on a folder with a truncated JPEG and a non-image: both skipped with one line each naming the file
+    and the fault, the good images processed, failed.json beside the outputs, exit status 1; the bundle (configs
+    and models) is read-only and the outputs go elsewhere: nothing is written into it (no phantoms)."""
+    import shutil
+    import stat
+
+    pngs = sorted((phantom_datalist.parent / "images").glob("*.png"))[:2]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for png in pngs:
+        shutil.copy(png, folder / png.name)
+    _write_phantom_jpeg(pngs[0], folder / "broken.jpg", truncate=True)
+    (folder / "notes.png").write_text("not an image")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles_dir / "cephres" / "configs", bundle / "configs")
+    shutil.copytree(trained / "models", bundle / "models")
+    for path in [*bundle.rglob("*"), bundle]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = sorted(p.relative_to(bundle) for p in bundle.rglob("*"))
+    out = tmp_path / "out"
+    configs = bundle / "configs"
+    wf = ConfigWorkflow(config_file=[str(configs / "train.json"), str(configs / "inference.json")],
+                        workflow_type="infer", bundle_root=str(bundle), output_dir=str(out), input_dir=str(folder),
+                        pixel_spacing=0.1, **SMALL)  # fmt: skip
+    try:
+        wf.initialize()
+        with pytest.raises(SystemExit) as stop:
+            wf.run()
+    finally:
+        for path in [bundle, *bundle.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    results = out / "inference"
+    assert str(stop.value) == (f"error: inference: 2 done, 2 failed; outputs in {results}; failures listed in "
+                               f"{results / 'failed.json'}")  # fmt: skip
+    skipped = wf.parser.get_parsed_content("dataloader").failures  # what the one log line per file says
+    assert [(f["id"], f["image"]) for f in skipped] == [("broken", str(folder / "broken.jpg")),
+                                                        ("notes", str(folder / "notes.png"))]  # fmt: skip
+    assert skipped[0]["error"].startswith("OSError: image file is truncated")
+    assert skipped[1]["error"] == f"PIL.UnidentifiedImageError: cannot identify image file '{folder / 'notes.png'}'"
+    failed = json.loads((results / "failed.json").read_text())
+    assert [(f["id"], f["image"]) for f in failed] == [("broken", str(folder / "broken.jpg")),
+                                                       ("notes", str(folder / "notes.png"))]  # fmt: skip
+    assert all("Failed to evaluate" not in f["error"] and "\n" not in f["error"] for f in failed)
+    assert sorted(p.stem for p in (results / "landmarks").glob("*.json")) == [p.stem for p in pngs]
+    assert sorted(p.relative_to(bundle) for p in bundle.rglob("*")) == before  # nothing written into the bundle
+
+
+def test_a_clean_batch_writes_an_empty_failed_list(trained, bundles_dir, phantom_datalist, tmp_path):
+    stale = tmp_path / "out" / "test" / "failed.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('[{"id": "old"}]')
+    wf = ConfigWorkflow(config_file=files(bundles_dir, "evaluate"), workflow_type="eval", bundle_root=str(trained),
+                        output_dir=str(tmp_path / "out"), datalist_file=str(phantom_datalist), **SMALL)  # fmt: skip
+    wf.initialize()
+    wf.run()  # no SystemExit
+    assert json.loads(stale.read_text()) == []
+    summary = wf.parser.get_parsed_content("batch_summary")
+    assert (summary.done, summary.failures) == (2, [])

@@ -171,3 +171,34 @@ def test_a_lazy_datalist_writes_no_phantoms_until_used(tmp_path):
     assert lazy.resolved and (tmp_path / "ph" / "datalist.json").is_file()
     assert lazy.source == str(tmp_path / "ph" / "datalist.json")
     assert datalist_landmark_set(lazy) == "isbi2015" and np.isfinite(lazy["training"][0]["spacing"]).all()
+
+
+def _dicom_without_spacing(path):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    pixels = np.arange(80 * 64, dtype=np.uint16).reshape(80, 64)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    ds.PixelData = pixels.tobytes()
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(path, write_like_original=False)
+    return path
+
+
+def test_a_dicom_without_spacing_tags_takes_the_given_spacing(tmp_path):
+    from monai_ceph.data import image_folder_datalist
+
+    dicom = _dicom_without_spacing(tmp_path / "scan.dcm")
+    items = image_folder_datalist(tmp_path, spacing=(0.1, 0.2))
+    assert items == [{"image": str(dicom.resolve()), "spacing": [0.1, 0.2], "id": "scan"}]
+    with pytest.raises(DataFileError, match=f"{dicom}: none of the tags .* gives a pixel spacing"):
+        image_folder_datalist(tmp_path)
