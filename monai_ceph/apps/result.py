@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_ceph.analysis.writers import measurements_to_csv_row
 from monai_ceph.data import get_landmark_set
 
 __all__ = ["LandmarkResult"]
@@ -79,16 +80,15 @@ class LandmarkResult:
 
     def to_csv_row(self) -> dict[str, Any]:
         """One flat row: ``id, source, <abbr>_x, <abbr>_y, <abbr>_confidence[, <abbr>_sigma_mm] ...`` in source
-        pixels, then every measurement and ``<name>_class``; missing values are empty strings."""
+        pixels, then every measurement and, for the classified ones, ``<name>_class``; missing values are empty
+        strings."""
         record = self.to_dict()
         row: dict[str, Any] = {"id": self.id, "source": self.source or ""}
         for lm in record["landmarks"]:
             for key in ("x", "y", "confidence", "sigma_mm"):
                 if key in lm:
                     row[f"{lm['abbreviation']}_{key}"] = "" if lm[key] is None else lm[key]
-        row.update({k: "" if v is None else v for k, v in record["measurements"].items()})
-        row.update({f"{k}_class": v for k, v in self.classes.items()})
-        return row
+        return measurements_to_csv_row(self.measurements, self.classes, **row)
 
     def source_image(self) -> np.ndarray:
         """The ``(x, y)`` source image: the in-memory one, else re-read from :attr:`source`."""
