@@ -110,12 +110,16 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 
 def _detect(args: argparse.Namespace) -> int:
     from monai_ceph.apps import LandmarkDetector
+    from monai_ceph.data import SpacingError
 
     files = _image_files(args.images)
     spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
     det = LandmarkDetector.from_bundle(args.bundle, checkpoint=args.checkpoint, device=args.device,
                                        output_dir=args.out)
-    results = det(files, spacing=spacing)
+    try:
+        results = det(files, spacing=spacing)
+    except SpacingError as e:
+        raise SpacingError(str(e).replace("pass spacing= (mm/pixel)", "pass --spacing MM (mm/pixel)")) from e
     for r in results:
         print(f"\n{r.id}  ({r.source}, spacing {r.spacing[0]:g} x {r.spacing[1]:g} mm/px)")
         print(f"{'landmark':<10}{'x px':>9}{'y px':>9}{'x mm':>9}{'y mm':>9}{'conf':>7}")

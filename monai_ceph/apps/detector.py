@@ -75,9 +75,9 @@ class LandmarkDetector:
     def __init__(self, parser: ConfigParser, two_stage: bool = False) -> None:
         self.parser = parser
         self.two_stage = two_stage
-        parser.get_parsed_content("initialize")  # determinism + the model settings check (models/model.json)
+        _parsed(parser, "initialize")  # determinism + the model settings check (models/model.json)
         if two_stage:
-            parser.get_parsed_content("local#check_checkpoints")
+            _parsed(parser, "local#check_checkpoints")
         self.evaluator: Evaluator = parser.get_parsed_content("evaluator")
         loaders = ["model_loader"] + (["local#model_loader"] if two_stage else [])
         for loader in loaders:  # the weights are loaded once, here
@@ -239,6 +239,17 @@ class LandmarkDetector:
             classes=dict(out.get("classes") or {}),
             image=np.asarray(image[0]) if in_memory and image.shape[0] == 1 else None,
         )
+
+
+def _parsed(parser: ConfigParser, id: str) -> Any:
+    """``parser.get_parsed_content(id)``, re-raising the config's own check errors (``ValueError``,
+    ``FileNotFoundError``) as they are instead of wrapped in the ``RuntimeError`` of the expression's evaluation."""
+    try:
+        return parser.get_parsed_content(id)
+    except RuntimeError as e:
+        if isinstance(e.__cause__, (ValueError, OSError)):
+            raise e.__cause__ from None
+        raise
 
 
 def _raise_unreadable(items: list[dict], error: Exception) -> None:
