@@ -1,1 +1,2 @@
-
+from .detector import LandmarkDetector, default_bundle_dir
+from .result import LandmarkResult
