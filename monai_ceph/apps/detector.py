@@ -187,7 +187,8 @@ class LandmarkDetector:
     def _run(self, items: list[dict]) -> list[dict]:
         loaded = [d for d in items if isinstance(d["image"], str)]
         arrays = [d for d in items if not isinstance(d["image"], str)]
-        dataset = self.evaluator.data_loader.dataset
+        loader = self.evaluator.data_loader
+        dataset = getattr(loader.dataset, "dataset", loader.dataset)  # inside a FailureTolerantDataLoader's wrapper
         self._outputs = []
         for batch, transform in ((loaded, self.preprocessing), (arrays, self._array_preprocessing())):
             if not batch:
@@ -199,6 +200,11 @@ class LandmarkDetector:
             except Exception as e:
                 _raise_unreadable(batch, e)
                 raise
+            for failure in getattr(loader, "failures", []):  # a tolerant loader skipped it: the caller asked for it
+                raise ValueError(
+                    f"{failure['image']}: cannot read this image ({failure['error']}); "
+                    "pass a DICOM, PNG, JPEG or BMP radiograph."
+                )
         order = {d["id"]: i for i, d in enumerate(items)}
         return sorted(self._outputs, key=lambda d: order[str(d["id"])])
 
