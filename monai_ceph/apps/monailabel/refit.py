@@ -193,7 +193,8 @@ def refit_landmarks(
         try:
             if threshold is not None and len(fixed) >= 2:
                 expected, spread = shape_model.posterior(only_fixed, fixed)
-                flagged = np.nan_to_num(mahalanobis_squared(mm - expected, spread + noise), nan=0.0) > threshold**2
+                total = np.where(np.isfinite(noise), spread + noise, np.nan)  # NaN: no evidence to test
+                flagged = np.nan_to_num(mahalanobis_squared(mm - expected, total), nan=0.0) > threshold**2
                 noise[flagged] = np.inf
             mm[~np.isfinite(noise).all((-1, -2)) & ~np.isin(np.arange(len(mm)), fixed)] = np.nan
             mean_mm, cov = shape_model.posterior(mm, fixed, noise)
