@@ -55,13 +55,11 @@ def check_infer_params(app=None) -> bool:
         app = getattr(module, "app", None)
     if app is None:
         return False
-    routes = app.router.routes
-    for i, route in enumerate(routes):
-        if isinstance(route, APIRoute) and route.path.endswith(INFER_PATH) and "POST" in route.methods:
-            break
-    else:
+    found = _find_route(app.router)
+    if found is None:
         logger.warning(f"no POST {INFER_PATH} route in the server: its params field is not checked.")
         return False
+    router, i, route = found
     original = route.endpoint
     if getattr(original, "checks_params", False):
         return True
@@ -75,7 +73,7 @@ def check_infer_params(app=None) -> bool:
         return await original(*args, **kwargs)
 
     endpoint.checks_params = True
-    routes[i] = APIRoute(
+    router.routes[i] = APIRoute(
         route.path,
         endpoint,
         methods=list(route.methods),
@@ -87,4 +85,20 @@ def check_infer_params(app=None) -> bool:
         responses=route.responses,
         openapi_extra=route.openapi_extra,
     )
+    if hasattr(router, "_mark_routes_changed"):  # FastAPI >= 0.12x caches the routes of included routers
+        router._mark_routes_changed()
     return True
+
+
+def _find_route(router):
+    """``(router, index, route)`` of the ``POST`` :data:`INFER_PATH` route, searched through included routers
+    (FastAPI keeps an included router as a route of its own since 0.12x; older ones copy its routes)."""
+    from fastapi.routing import APIRoute
+
+    for i, route in enumerate(router.routes):
+        if isinstance(route, APIRoute) and route.path.endswith(INFER_PATH) and "POST" in route.methods:
+            return router, i, route
+        inner = getattr(route, "original_router", None)
+        if inner is not None and (found := _find_route(inner)) is not None:
+            return found
+    return None
