@@ -276,7 +276,7 @@ def test_refit_on_the_server(server, isbi_truth, shape_model):
         assert response.status_code == 400 and "coordinate nan is not finite" in response.json()["detail"]
 
         # a shape model of another landmark set is refused, naming both
-        other = ShapeModel(np.arange(58.0).reshape(29, 2), np.zeros((0, 58)), np.zeros(0), 1.0, landmark_set="aariz")
+        other = ShapeModel(np.arange(58.0).reshape(29, 2), np.eye(58)[:1], [1.0], 1.0, landmark_set="aariz")
         other.save(shape_file)
         response = server.post("/infer/cephres?image=001&output=json", data={"params": json.dumps({"fixed": fixed})})
         assert response.status_code == 500, response.text
