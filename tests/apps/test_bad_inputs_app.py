@@ -364,3 +364,19 @@ def test_failed_training_round_names_the_cause(server):
     last_error = server.get("/info/").json()["train_stats"]["cephres"]["last_error"]
     assert last_error["error"].startswith(cause)
     assert not (server.bundle / "models" / "model.pt").exists()  # nothing was trained or written
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("{not json", "params '{not json': not valid JSON (Expecting property name"),
+        ('[["image", "002"]]', "params '[[\"image\", \"002\"]]': expected a JSON object {...}, got list."),
+        ("null", "expected a JSON object {...}, got NoneType."),
+        ('{"fixed": [[1, 2]]}', "request 'fixed': expected an object {landmark: [x, y]} in source pixels, got list"),
+        ('{"missing": ["Zz"]}', "request 'missing'[0]: landmark 'Zz' is not in the isbi2015 landmark set"),
+    ],
+)
+def test_infer_params_that_are_not_a_json_object_are_a_400(server, params, message):
+    response = server.post("/infer/cephres", params={"image": "003", "output": "json"}, data={"params": params})
+    assert response.status_code == 400, response.text
+    assert message in _one_line(response.json()["detail"])

@@ -145,7 +145,8 @@ def _check_measurements(result: dict) -> None:
         if math.isnan(values[name]):
             assert entry["value"] is None and entry["reason"] == reasons[name], name
         else:
-            assert entry["value"] == pytest.approx(values[name], abs=1e-9) and "reason" not in entry, name
+            # the bundle's step measures the float32 landmarks of the post-processing
+            assert entry["value"] == pytest.approx(values[name], rel=1e-6, abs=1e-6) and "reason" not in entry, name
         assert entry["class"] == classes.get(name), name
     for name in ISBI2015_CLASSIFICATION:  # the challenge's eight measures are all classified
         assert isinstance(block[name]["class"], str) and block[name]["class"], name

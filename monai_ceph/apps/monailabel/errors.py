@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from monai_ceph.data import DataFileError
 
-__all__ = ["RequestError", "TrainingRoundError", "exception_chain", "input_error", "one_line"]
+__all__ = ["RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "one_line"]
 
 
 class RequestError(ValueError):
     """A value of a client's request (``max_epochs``, ``val_fraction``...) cannot be used; the message names it."""
+
+
+class SetupError(RuntimeError):
+    """A file the server was set up with cannot be used (a shape model of another landmark set...); the message
+    names the file and the fault. Not the client's mistake, but worth telling the client (HTTP 500 with it)."""
 
 
 class TrainingRoundError(RuntimeError):

@@ -23,9 +23,10 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
-from monai_ceph.apps.monailabel.errors import input_error
+from monai_ceph.apps.monailabel.errors import SetupError, input_error
 from monai_ceph.apps.monailabel.images import check_image_file, is_upload, remove_upload
 from monai_ceph.apps.monailabel.infer import CephLandmarkInfer
+from monai_ceph.apps.monailabel.params import check_infer_params
 from monai_ceph.apps.monailabel.train import CephLandmarkTrain
 from monai_ceph.data import DataFileError
 
@@ -36,11 +37,14 @@ logger = logging.getLogger(__name__)
 
 @contextmanager
 def _client_errors():
-    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 400 with its message."""
+    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 400 with its message; a
+    :class:`~.errors.SetupError` (a bundle file the server cannot use) HTTP 500 with its message."""
     try:
         yield
     except HTTPException:
         raise
+    except SetupError as e:
+        raise HTTPException(status_code=500, detail=str(e)) from None
     except Exception as e:
         error = input_error(e)
         if error is None:
@@ -171,6 +175,8 @@ class CephalometricApp(MONAILabelApp):
     def server_mode(self, mode: bool) -> None:
         super().server_mode(mode)
         self.serving = mode
+        if mode:
+            check_infer_params()  # a params field that is not a JSON object: 400, not MONAI Label's 500
 
     def train(self, request: dict) -> dict:
         """MONAI Label's training. In the server (``POST /train/<model>?run_sync=true``) a mistake in the request or
