@@ -86,7 +86,8 @@
         ctx.beginPath(); ctx.arc(sx, sy, 6 + 20 * (1 - p.confidence), 0, 2 * Math.PI); ctx.stroke();
       }
       ctx.beginPath(); ctx.arc(sx, sy, p === state.selected ? 5 : 3.5, 0, 2 * Math.PI); ctx.fill();
-      ctx.font = "12px sans-serif"; ctx.fillText(p.abbreviation, sx + 6, sy - 6);
+      ctx.font = "bold 12px sans-serif"; ctx.lineWidth = 3; ctx.strokeStyle = "rgba(0,0,0,0.8)";
+      ctx.strokeText(p.abbreviation, sx + 6, sy - 6); ctx.fillText(p.abbreviation, sx + 6, sy - 6);
       state.drawn.push({ abbreviation: p.abbreviation, sx, sy });
     });
     listLandmarks(order);
