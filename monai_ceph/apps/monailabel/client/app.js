@@ -26,7 +26,9 @@
     try { data = JSON.parse(text); } catch (e) { data = text; }
     if (!response.ok) {
       const detail = data && data.detail !== undefined ? data.detail : text;
-      throw new Error(`${method} ${path.split("?")[0]}: HTTP ${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+      const error = new Error(`${method} ${path.split("?")[0]}: HTTP ${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+      error.status = response.status;
+      throw error;
     }
     return data;
   }
@@ -255,12 +257,14 @@
   }
   async function pollTraining() {
     try {
-      const status = await request("GET", "train/");
-      const s = status && status.status ? status.status : "none";
+      let status = null;
+      try { status = await request("GET", "train/"); } catch (e) { if (e.status !== 404) throw e; }  // 404: no round yet
+      const s = status && status.status ? status.status : "no round yet";
       $("train-status").textContent = `training: ${s}`;
       if (s === "SUBMITTED" || s === "RUNNING") { setTimeout(pollTraining, 2000); return; }
       const stats = await showTrainStats();
       $("train-status").textContent = `training: ${s}; ${stats}`;
+      if (s === "DONE") await loadDatastore();
       if (s === "ERROR") message(`training failed: ${(status.details || []).slice(-1)[0] || ""}`, true);
     } catch (e) { message(e.message, true); }
   }
