@@ -21,6 +21,7 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
+from monai_ceph.apps.monailabel.client import mount_client
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
 from monai_ceph.apps.monailabel.errors import SetupError, input_error
@@ -91,6 +92,7 @@ class CephalometricApp(MONAILabelApp):
             "predict, correct, fine-tune",
             version="0.1.0",
         )
+        mount_client()  # the browser client at /client/ (see client.py)
 
     def init_datastore(self) -> Datastore:
         if self.studies.startswith(("http://", "https://")):
