@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from monai.inferers import Inferer, SimpleInferer
 
+from monai_ceph.shape.uncertainty import covariance_radius, covariance_to_source, heatmap_covariance
 from monai_ceph.transforms.landmarks.array import landmark_visibility
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 from monai_ceph.transforms.spatial.array import model_to_source_affine, transform_points
@@ -33,6 +34,11 @@ def _translation(offset) -> torch.Tensor:
     m = torch.eye(3, dtype=torch.float64)
     m[:2, 2] = torch.as_tensor(offset, dtype=torch.float64)
     return m
+
+
+def _through(cov: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """``(K, 2, 2)`` covariances in each landmark's patch (or canvas) pixels -> image pixels, ``A cov A^T``."""
+    return torch.stack([covariance_to_source(c, m) for c, m in zip(cov, matrices)])
 
 
 class LandmarkRefiner:
@@ -100,8 +106,10 @@ class LandmarkRefiner:
 
         Returns:
             ``"landmarks"`` ``(K, 2)`` float64 refined points in ``image``'s pixels, ``"confidence"`` ``(K,)``
-            (peak probability; 0 for a NaN point) and ``"outside"`` ``(K,)`` bool: the coarse point lies outside
-            the image (refined from a padded patch).
+            (peak probability; 0 for a NaN point), ``"covariance"`` ``(K, 2, 2)`` float64 in ``image``'s pixels
+            (:func:`~monai_ceph.shape.heatmap_covariance` of the local heatmap, or of the merged map with
+            exploration, around the refined point, through the patch's affine; NaN for a NaN point) and
+            ``"outside"`` ``(K,)`` bool: the coarse point lies outside the image (refined from a padded patch).
         """
         img = torch.as_tensor(image).as_subclass(torch.Tensor)
         pts = torch.as_tensor(points, dtype=torch.float64).detach().cpu()
@@ -110,18 +118,22 @@ class LandmarkRefiner:
         outside = finite & ~landmark_visibility(pts, img.shape[1:]).bool()
         pts = torch.where(finite[:, None], pts, torch.zeros(()))  # refined anyway, reported NaN below
         if self.exploration:
-            landmarks, confidence = self._explore(img, pts, spacing)
+            landmarks, confidence, covariance = self._explore(img, pts, spacing)
         else:
             matrices = self.patcher.patch_to_image(pts, spacing)
             patches = sample_patches(img, matrices, self.patcher.spatial_size)
             maps = self._predict(patches)[torch.arange(k), torch.arange(k)]  # channel k of patch k
             local, confidence = self.codec.decode(maps[:, None], logits=self.logits)
             landmarks = torch.stack([transform_points(p.double(), m) for p, m in zip(local, matrices)])[:, 0]
+            peaks = self.codec.to_heatmap_coords(local[:, 0].double())
+            cov = heatmap_covariance(maps, peaks, covariance_radius(self.codec), logits=self.logits).double()
+            covariance = _through(cov * self.codec.stride**2, matrices)
         landmarks = torch.where(finite[:, None], landmarks, torch.nan)
         confidence = torch.where(finite, confidence.reshape(k).float(), torch.zeros(()))
-        return {"landmarks": landmarks, "confidence": confidence, "outside": outside}
+        covariance = torch.where(finite[:, None, None], covariance, torch.nan)
+        return {"landmarks": landmarks, "confidence": confidence, "covariance": covariance, "outside": outside}
 
-    def _explore(self, img: torch.Tensor, pts: torch.Tensor, spacing) -> tuple[torch.Tensor, torch.Tensor]:
+    def _explore(self, img: torch.Tensor, pts: torch.Tensor, spacing) -> tuple[torch.Tensor, ...]:
         k, shape = len(pts), self.patcher.spatial_size
         offsets = self.exploration_offsets(spacing)  # (5, 2)
         centres = (pts[:, None] + offsets[None]).reshape(-1, 2)
@@ -155,7 +167,8 @@ class LandmarkRefiner:
         total = w.flatten(1).sum(1).clamp_min(1e-12)
         centroid = torch.stack([(w * g0).flatten(1).sum(1), (w * g1).flatten(1).sum(1)], -1) / total[:, None]
         landmarks = torch.stack([transform_points(c[None], m)[0] for c, m in zip(centroid, canvas_to_image)])
-        return landmarks, peak
+        cov = heatmap_covariance(merged, centroid, covariance_radius(self.codec)).double()  # merged: probabilities
+        return landmarks, peak, _through(cov, canvas_to_image)
 
 
 class TwoStageInferer(Inferer):
@@ -169,6 +182,8 @@ class TwoStageInferer(Inferer):
     Returns a dictionary of ``(B, K, ...)`` tensors, all points in ``inputs``' pixels (so the usual
     :class:`~monai_ceph.transforms.LandmarksToSourced` maps them to source pixels; a ``FlattenSubKeysd(keys="pred")``
     post-processing step puts them beside the other keys): ``"pred_landmarks"`` and ``"pred_confidence"`` (refined),
+    ``"pred_covariance"`` ``(B, K, 2, 2)`` (the refined points' covariance in ``inputs``' pixels, for
+    :class:`~monai_ceph.shape.CovarianceToSourced`),
     ``"coarse_landmarks"`` and ``"coarse_confidence"`` (global stage), ``"coarse_outside"`` (1.0 where the coarse
     point fell outside the image and was refined from a padded patch).
 
@@ -226,18 +241,21 @@ class TwoStageInferer(Inferer):
         coarse, coarse_confidence = self.codec.decode(pred, logits=self.logits)  # (B, K, 2) in inputs' pixels
         model_to_source = model_to_source_affine(inputs).reshape(-1, 3, 3)
         local_to_source = model_to_source_affine(local_image).reshape(-1, 3, 3)
-        refined, confidence, outside = [], [], []
+        refined, confidence, covariance, outside = [], [], [], []
         for b in range(len(coarse)):
             model_to_local = torch.linalg.solve(local_to_source[b], model_to_source[b])
             points = transform_points(coarse[b].detach().cpu().double(), model_to_local)
             out = self.refiner(local_image[b], points, torch.as_tensor(local_spacing[b]).cpu())
-            refined.append(transform_points(out["landmarks"], torch.linalg.inv(model_to_local)))
+            local_to_model = torch.linalg.inv(model_to_local)
+            refined.append(transform_points(out["landmarks"], local_to_model))
             confidence.append(out["confidence"])
+            covariance.append(torch.stack([covariance_to_source(c, local_to_model) for c in out["covariance"]]))
             outside.append(out["outside"])
         device = coarse.device
         return {
             "pred_landmarks": torch.stack(refined).float().to(device),
             "pred_confidence": torch.stack(confidence).float().to(device),
+            "pred_covariance": torch.stack(covariance).float().to(device),
             "coarse_landmarks": coarse.float(),
             "coarse_confidence": coarse_confidence.float(),
             "coarse_outside": torch.stack(outside).float().to(device),

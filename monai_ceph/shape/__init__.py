@@ -4,7 +4,8 @@
   and interactive ``refit`` given fixed landmarks; built by ``python -m monai_ceph.shape DATALIST OUT``.
 - :func:`heatmap_covariance`, :func:`covariance_to_source`, :class:`UncertaintyCalibration` and the transforms
   :class:`LandmarkUncertainty` / :class:`LandmarkUncertaintyd`: per-landmark covariance in source mm from the
-  predicted heatmaps, calibrated on validation errors;
+  predicted heatmaps, calibrated on validation errors; :class:`CovarianceToSource` / :class:`CovarianceToSourced`
+  for a covariance an inferer gives in model pixels (the two-stage refinement's);
 - :class:`ShapeRefine` / :class:`ShapeRefined`: the bundle's shape-constrained refinement step (post-processing);
   (``monai_ceph.handlers.UncertaintyCalibrationSaver`` fits the calibration in the bundle's ``calibrating`` run).
 """
@@ -14,6 +15,7 @@ from .model import CHI2_2_99, ShapeModel, ShapePlausibility
 from .uncertainty import (
     UncertaintyCalibration,
     chi2_2_quantile,
+    covariance_radius,
     covariance_sigma,
     covariance_to_source,
     ellipse_coverage,
@@ -21,8 +23,11 @@ from .uncertainty import (
     mahalanobis_squared,
     spearman_rho,
 )
-from .array import LandmarkUncertainty, ShapeRefine
+from .array import CovarianceToSource, LandmarkUncertainty, ShapeRefine
 from .dictionary import (
+    CovarianceToSourceD,
+    CovarianceToSourced,
+    CovarianceToSourceDict,
     LandmarkUncertaintyD,
     LandmarkUncertaintyd,
     LandmarkUncertaintyDict,

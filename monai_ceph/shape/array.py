@@ -17,9 +17,62 @@ from monai_ceph.data.landmark_sets import get_landmark_set
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 
 from .model import CHI2_2_99, ShapeModel
-from .uncertainty import UncertaintyCalibration, covariance_sigma, covariance_to_source, heatmap_covariance
+from .uncertainty import (
+    UncertaintyCalibration,
+    covariance_radius,
+    covariance_sigma,
+    covariance_to_source,
+    heatmap_covariance,
+)
 
-__all__ = ["LandmarkUncertainty", "ShapeRefine"]
+__all__ = ["CovarianceToSource", "LandmarkUncertainty", "ShapeRefine"]
+
+
+class CovarianceToSource(Transform):
+    """Per-landmark covariances in model-input pixels -> ``sigma_mm`` ``(K,)`` and ``cov_mm`` ``(K, 2, 2)`` on the
+    source image, calibrated: the last steps of :class:`LandmarkUncertainty`, for a covariance that comes from
+    elsewhere (the two-stage inferer's refined points, ``pred_covariance``).
+
+    Args:
+        calibration: an :class:`UncertaintyCalibration`, or the path of its JSON; ``None``: uncalibrated.
+        landmark_set: the model's landmark set; a calibration fitted on another set is refused, naming both.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self, calibration: UncertaintyCalibration | str | os.PathLike | None = None, landmark_set: str | None = None
+    ) -> None:
+        source = calibration
+        if calibration is not None and not isinstance(calibration, UncertaintyCalibration):
+            calibration = UncertaintyCalibration.load(calibration)
+        if calibration is not None and landmark_set is not None and calibration.landmark_set is not None:
+            name = get_landmark_set(landmark_set).name
+            if calibration.landmark_set != name:
+                where = f"{source}: " if not isinstance(source, UncertaintyCalibration) else ""
+                raise ValueError(f"{where}the uncertainty calibration was fitted on the {calibration.landmark_set!r} "
+                                 f"landmark set, the model predicts {name!r}.")
+        self.calibration = calibration
+
+    def __call__(self, cov: NdarrayOrTensor, matrix, spacing) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+        """
+        Args:
+            cov: ``(K, 2, 2)`` covariances in model-input pixels.
+            matrix: ``(3, 3)`` model-input pixels -> source pixels.
+            spacing: ``(2,)`` source spacing, mm/pixel.
+
+        Returns:
+            ``(sigma_mm, cov_mm)``, ``(K,)`` and ``(K, 2, 2)``, float32 of ``cov``'s type.
+        """
+        c = torch.as_tensor(cov).as_subclass(torch.Tensor)
+        if c.ndim != 3 or tuple(c.shape[1:]) != (2, 2):
+            raise ValueError(f"covariances must have shape (K, 2, 2), got {tuple(c.shape)}.")
+        out = covariance_to_source(c.detach().cpu().to(torch.float64), matrix, spacing)
+        if self.calibration is not None:
+            out = self.calibration(out)
+        sigma, *_ = convert_to_dst_type(covariance_sigma(out), cov, dtype=torch.float32)
+        out, *_ = convert_to_dst_type(out, cov, dtype=torch.float32)
+        return sigma, out
 
 
 class LandmarkUncertainty(Transform):
@@ -52,21 +105,8 @@ class LandmarkUncertainty(Transform):
     ) -> None:
         self.codec = codec or GaussianHeatmapCodec()
         self.logits = logits
-        if radius is None:
-            if self.codec.sigma_unit != "pixel":
-                raise ValueError("a codec with sigma in mm needs an explicit radius (heatmap pixels).")
-            radius = max(1, math.ceil(4 * self.codec.sigma / self.codec.stride))
-        self.radius = int(radius)
-        source = calibration
-        if calibration is not None and not isinstance(calibration, UncertaintyCalibration):
-            calibration = UncertaintyCalibration.load(calibration)
-        if calibration is not None and landmark_set is not None and calibration.landmark_set is not None:
-            name = get_landmark_set(landmark_set).name
-            if calibration.landmark_set != name:
-                where = f"{source}: " if not isinstance(source, UncertaintyCalibration) else ""
-                raise ValueError(f"{where}the uncertainty calibration was fitted on the {calibration.landmark_set!r} "
-                                 f"landmark set, the model predicts {name!r}.")
-        self.calibration = calibration
+        self.radius = covariance_radius(self.codec) if radius is None else int(radius)
+        self.to_source = CovarianceToSource(calibration, landmark_set)
         self.background = background
 
     def __call__(self, heatmap: NdarrayOrTensor, matrix, spacing) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
@@ -85,13 +125,14 @@ class LandmarkUncertainty(Transform):
         points, _ = self.codec.decode(hm, logits=self.logits)
         peaks = self.codec.to_heatmap_coords(points.to(torch.float64))
         cov = heatmap_covariance(hm, peaks, self.radius, logits=self.logits, background=self.background)
-        cov = covariance_to_source(cov.to(torch.float64) * self.codec.stride**2, matrix, spacing)
-        if self.calibration is not None:
-            cov = self.calibration(cov)
-        sigma = covariance_sigma(cov)
+        sigma, cov = self.to_source(cov.to(torch.float64) * self.codec.stride**2, matrix, spacing)
         sigma, *_ = convert_to_dst_type(sigma, heatmap, dtype=torch.float32)
         cov, *_ = convert_to_dst_type(cov, heatmap, dtype=torch.float32)
         return sigma, cov
+
+    @property
+    def calibration(self) -> UncertaintyCalibration | None:
+        return self.to_source.calibration
 
 
 class ShapeRefine(Transform):

@@ -15,11 +15,14 @@ from monai.transforms.transform import MapTransform
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 from monai_ceph.transforms.spatial.array import model_to_source_affine, transform_spacing
 
-from .array import LandmarkUncertainty, ShapeRefine
+from .array import CovarianceToSource, LandmarkUncertainty, ShapeRefine
 from .model import CHI2_2_99, ShapeModel
 from .uncertainty import UncertaintyCalibration
 
 __all__ = [
+    "CovarianceToSourced",
+    "CovarianceToSourceD",
+    "CovarianceToSourceDict",
     "LandmarkUncertaintyd",
     "LandmarkUncertaintyD",
     "LandmarkUncertaintyDict",
@@ -81,13 +84,7 @@ class LandmarkUncertaintyd(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)
         for key in self.key_iterator(d):
-            for needed in (self.ref_key, self.spacing_key):
-                if needed not in d:
-                    raise KeyError(f"{type(self).__name__}: key {needed!r} is not in the data (keys: {list(d)}).")
-            matrix = model_to_source_affine(d[self.ref_key])
-            spacing = torch.as_tensor(np.asarray(d[self.spacing_key], dtype=np.float64))
-            if not self.source_spacing:
-                spacing = transform_spacing(spacing, torch.linalg.inv(matrix))
+            matrix, spacing = _model_to_source(self, d)
             d[self.sigma_key], d[self.cov_key] = self.uncertainty(d[key], matrix, spacing)
             if self.calibrated_key is not None:
                 d[self.calibrated_key] = self.uncertainty.calibration is not None
@@ -95,6 +92,70 @@ class LandmarkUncertaintyd(MapTransform):
 
 
 LandmarkUncertaintyD = LandmarkUncertaintyDict = LandmarkUncertaintyd
+
+
+def _model_to_source(transform, d: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+    """The item's model-to-source affine and source spacing, from ``transform.ref_key`` / ``spacing_key``."""
+    for needed in (transform.ref_key, transform.spacing_key):
+        if needed not in d:
+            raise KeyError(f"{type(transform).__name__}: key {needed!r} is not in the data (keys: {list(d)}).")
+    matrix = model_to_source_affine(d[transform.ref_key])
+    spacing = torch.as_tensor(np.asarray(d[transform.spacing_key], dtype=np.float64))
+    if not transform.source_spacing:
+        spacing = transform_spacing(spacing, torch.linalg.inv(matrix))
+    return matrix, spacing
+
+
+class CovarianceToSourced(MapTransform):
+    """Dictionary-based :class:`CovarianceToSource`: ``sigma_mm`` and ``cov_mm`` on the source image from a
+    covariance the inferer gives in model-input pixels, e.g. the two-stage inferer's ``pred_covariance``.
+
+    Place it where :class:`LandmarkUncertaintyd` would go, before ``LandmarksToSourced``::
+
+        FlattenSubKeysd(keys="pred"),
+        CovarianceToSourced(keys="pred_covariance", calibration="models/local/uncertainty_calibration.json"),
+        LandmarksToSourced(keys=("pred_landmarks",), ref_key="image", spacing_key="spacing"),
+
+    Args:
+        keys: the ``(K, 2, 2)`` covariance key (model-input pixels), default ``"pred_covariance"``.
+        sigma_key, cov_key, calibrated_key, ref_key, spacing_key, source_spacing, allow_missing_keys: as
+            :class:`LandmarkUncertaintyd`.
+        calibration, landmark_set: as :class:`CovarianceToSource`.
+    """
+
+    backend = CovarianceToSource.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection = "pred_covariance",
+        sigma_key: str = "sigma_mm",
+        cov_key: str = "cov_mm",
+        calibrated_key: str | None = "uncertainty_calibrated",
+        calibration: UncertaintyCalibration | str | os.PathLike | None = None,
+        landmark_set: str | None = None,
+        ref_key: str = "image",
+        spacing_key: str = "spacing",
+        source_spacing: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"one covariance key writes one {sigma_key!r}; got keys {self.keys}.")
+        self.to_source = CovarianceToSource(calibration, landmark_set)
+        self.sigma_key, self.cov_key, self.calibrated_key = sigma_key, cov_key, calibrated_key
+        self.ref_key, self.spacing_key, self.source_spacing = ref_key, spacing_key, source_spacing
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            matrix, spacing = _model_to_source(self, d)
+            d[self.sigma_key], d[self.cov_key] = self.to_source(d[key], matrix, spacing)
+            if self.calibrated_key is not None:
+                d[self.calibrated_key] = self.to_source.calibration is not None
+        return d
+
+
+CovarianceToSourceD = CovarianceToSourceDict = CovarianceToSourced
 
 
 class ShapeRefined(MapTransform):

@@ -27,6 +27,7 @@ from .utils import read_json, write_json
 
 __all__ = [
     "heatmap_covariance",
+    "covariance_radius",
     "covariance_to_source",
     "covariance_sigma",
     "mahalanobis_squared",
@@ -96,6 +97,14 @@ def heatmap_covariance(heatmaps, peaks, radius: int = 8, logits: bool = False, b
     cov = cov.reshape(*lead, 2, 2)
     out, *_ = convert_to_dst_type(cov, heatmaps, dtype=torch.float32 if isinstance(heatmaps, torch.Tensor) else np.float64)
     return out
+
+
+def covariance_radius(codec) -> int:
+    """The default :func:`heatmap_covariance` window half-width for a codec: ``ceil(4 sigma / stride)`` heatmap
+    pixels (about the support of the rendered target); a codec with sigma in mm needs an explicit radius."""
+    if codec.sigma_unit != "pixel":
+        raise ValueError("a codec with sigma in mm needs an explicit radius (heatmap pixels).")
+    return max(1, math.ceil(4 * codec.sigma / codec.stride))
 
 
 def covariance_to_source(cov, matrix, spacing=None):

@@ -167,6 +167,58 @@ def test_two_stage_inference_writes_refined_and_coarse_points(phantom_run, confi
 
 
 @pytest.mark.slow
+def test_two_stage_uncertainty_is_written_and_calibrated(phantom_run, configs):
+    """Every refined point gets sigma_mm and its covariance from the local heatmap; the calibrating run of
+    shape.json on the two-stage overlays fits the two-stage calibration beside the local model (the global one's
+    is untouched), and evaluation then reports calibrated sigmas scaled by it, and shape refinement applies."""
+    from monai_ceph.shape import ShapeModel, UncertaintyCalibration, datalist_shapes
+
+    models = phantom_run.root / "models"
+    with open(phantom_run.datalist_file) as f:
+        training = json.load(f)["training"]
+    for item in training:  # the datalist's paths are relative to its folder
+        item["image"] = str(phantom_run.datalist_file.parent / item["image"])
+    shapes, name = datalist_shapes(training)  # 6 phantoms: jittered copies make the 2*K shapes a model needs
+    jitter = np.random.default_rng(0).normal(0.0, 1.5, (8, *shapes.shape))
+    shape_model = ShapeModel.fit((shapes[None] + jitter).reshape(-1, *shapes.shape[1:]), name)
+    shape_model.save(models / "shape_model.json")
+    output_dir = phantom_run.root / "eval_uncertainty"
+    override = {**phantom_run.override, "output_dir": str(output_dir), "save_overlays": False}
+
+    def sigmas(folder):
+        records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        assert len(records) == 4
+        return records, np.array([[p["sigma_mm"] for p in r["landmarks"]] for r in records], dtype=np.float64)
+
+    run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **override)
+    records, raw = sigmas(output_dir / "test" / "landmarks")
+    assert np.isfinite(raw).all() and (raw > 0).all() and (raw < 20).all()  # mm, 1.5 mm local pixels
+    assert all(r["uncertainty"]["calibrated"] is False for r in records)
+    block = json.loads((output_dir / "test" / "radial_error_summary.json").read_text())["uncertainty"]
+    assert block["n_points"] == 4 * len(ISBI) and block["calibrated"] is False
+
+    wf = ConfigWorkflow(
+        config_file=[str(configs / f"{n}.json") for n in ["train", *TWO_STAGE_EVALUATE, "shape"]],
+        run_id="calibrating", fit_shape_model="$None", **override,
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    calibration = UncertaintyCalibration.load(models / "local" / "two_stage_uncertainty_calibration.json")
+    assert calibration.landmark_set == "isbi2015" and len(calibration.scales) == len(ISBI)
+    assert not (models / "uncertainty_calibration.json").exists()  # the global stage's is its own run's
+
+    run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **override)
+    records, calibrated = sigmas(output_dir / "test" / "landmarks")
+    assert all(r["uncertainty"]["calibrated"] is True for r in records)
+    np.testing.assert_allclose(calibrated, raw * calibration.scales, rtol=1e-4)
+
+    run_workflow(configs, [*TWO_STAGE_EVALUATE, "shape_refine"], "eval", **override)
+    records, _ = sigmas(output_dir / "test" / "landmarks")
+    assert all("shape" in r and "flagged" in r["shape"] for r in records)
+
+
+@pytest.mark.slow
 def test_local_checkpoint_of_another_landmark_set_is_refused(phantom_run, configs, tmp_path):
     other = tmp_path / "local_29.pt"
     torch.save(monai_unet(2, 1, 29, channels=(16, 32, 64), strides=(2, 2)).state_dict(), other)

@@ -10,6 +10,7 @@ from monai.data import MetaTensor, list_data_collate
 
 from monai_ceph.inferers import LandmarkRefiner, TwoStageInferer, check_local_checkpoint
 from monai_ceph.networks.nets import monai_unet
+from monai_ceph.shape import heatmap_covariance
 from monai_ceph.transforms import GaussianHeatmapCodec, LandmarksToSource, ResizeWithLandmarks
 
 CODEC = GaussianHeatmapCodec(sigma=2.0)
@@ -58,6 +59,25 @@ def test_nan_coarse_point_stays_nan_and_outside_is_flagged(exploration):
     np.testing.assert_allclose(out["landmarks"][0].numpy(), [2.3, 50.4], atol=0.2 if exploration else 1e-3)
 
 
+@pytest.mark.parametrize("exploration", [False, True])
+def test_refined_covariance_is_the_local_heatmaps_in_image_pixels(exploration):
+    """The oracle's heatmap is the image's blob: its covariance, read on a patch at 1 mm, comes back in image
+    pixels, so an image at 0.5 mm/px (the same blob in mm) has 4x the covariance in pixels and the same in mm."""
+    expected = heatmap_covariance(CODEC.encode(TRUE, SOURCE), TRUE)  # the blob on its own grid, 1 px = 1 mm
+    assert torch.isfinite(expected).all() and (expected[:, 0, 0] > 1).all()
+    coarse = TRUE + torch.tensor([[1.2, -0.7], [-0.6, 0.9]], dtype=torch.float64)
+    out = refiner(exploration)(blobs(TRUE), coarse, (1.0, 1.0))
+    assert out["covariance"].dtype == torch.float64 and tuple(out["covariance"].shape) == (2, 2, 2)
+    np.testing.assert_allclose(out["covariance"].numpy(), expected.numpy(), rtol=0.1, atol=0.1)
+    fine = GaussianHeatmapCodec(sigma=2 * CODEC.sigma)  # the same blobs drawn at 0.5 mm/px
+    size = tuple(2 * s for s in SOURCE)
+    image = fine.encode(2 * TRUE + 0.5, size).amax(0, keepdim=True)
+    out2 = refiner(exploration)(image, 2 * coarse + 0.5, (0.5, 0.5))
+    np.testing.assert_allclose(out2["covariance"].numpy() / 4, out["covariance"].numpy(), rtol=0.1, atol=0.1)
+    nan = refiner(exploration)(blobs(TRUE), torch.tensor([[np.nan, np.nan], [85.6, 62.25]]), (1.0, 1.0))
+    assert torch.isnan(nan["covariance"][0]).all() and torch.isfinite(nan["covariance"][1]).all()
+
+
 def test_exploration_offsets_cover_the_enlarged_square():
     r = LandmarkRefiner(Oracle(), patch_size=(20.0, 10.0), patch_spacing=(0.5, 0.5), epsilon=1.8)
     offsets = r.exploration_offsets((0.25, 0.5))  # patch 40 x 20 px of 0.5 mm = 80 x 20 image px
@@ -98,7 +118,9 @@ def test_two_stage_inferer_refines_in_source_pixels_and_reports_coarse():
     model_points = (TRUE + 0.5) * torch.tensor([60 / 120, 50 / 100], dtype=torch.float64) - 0.5
     global_net = Fixed(CODEC.encode(model_points + torch.tensor([1.0, 0.0], dtype=torch.float64), (60, 50)))
     out = inferer(batch["image"], global_net, local_image=batch["local_image"], local_spacing=batch["local_spacing"])
-    assert set(out) == {"pred_landmarks", "pred_confidence", "coarse_landmarks", "coarse_confidence", "coarse_outside"}
+    assert set(out) == {
+        "pred_landmarks", "pred_confidence", "pred_covariance", "coarse_landmarks", "coarse_confidence", "coarse_outside"
+    }
     assert tuple(out["pred_landmarks"].shape) == (1, 2, 2) and tuple(out["coarse_outside"].shape) == (1, 2)
     image = batch["image"][0]
     refined = LandmarksToSource()(out["pred_landmarks"][0], image)
@@ -107,6 +129,9 @@ def test_two_stage_inferer_refines_in_source_pixels_and_reports_coarse():
     expected_coarse = TRUE + torch.tensor([2.0, 0.0], dtype=torch.float64)
     np.testing.assert_allclose(coarse.numpy(), expected_coarse.numpy(), atol=2e-3)
     assert out["coarse_outside"].sum() == 0
+    # the covariance comes back in model pixels: the model grid is 2 source pixels per pixel in both dims
+    direct = refiner()(batch["local_image"][0], TRUE + torch.tensor([2.0, 0.0], dtype=torch.float64), (1.0, 1.0))["covariance"]
+    np.testing.assert_allclose(out["pred_covariance"][0].numpy(), direct.numpy() / 4, rtol=0.05, atol=1e-3)
 
 
 def test_two_stage_inferer_needs_the_local_image():
