@@ -22,7 +22,7 @@ Inference time: end-to-end per image (raw 1935x2400 JPEG -> landmarks in mm writ
 excluded) through inference.json (+ two_stage_inference.json), on ``--threads`` threads in the main process,
 median over ``--time-images`` Test1 images (the first, warm-up image excluded).
 
-``--overlay FILE ...`` adds bundle overlays (e.g. physical_scale.json, scanner_augmentation.json) after
+``--overlay FILE ...`` adds bundle overlays (e.g. fixed_size.json for the paper's resize, scanner_augmentation.json) after
 train.json in every workflow of the run. ``--max-images N`` cuts every section to N images (smoke tests only).
 
 The ISBI folder comes from ``$MONAI_CEPH_ISBI_DIR`` (default ``../shared/data/isbi2015``).

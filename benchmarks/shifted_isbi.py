@@ -21,12 +21,12 @@ spacing are computed exactly from the transformation (so the ground truth stays 
 Each model configuration is evaluated on ``clean`` (Test1 as stored) and on every shifted set, with and without
 test-time augmentation (``configs/tta.json``: scales 0.9/1.0/1.1). Errors are in mm on each shifted image (its
 own pixels x its own spacing). A configuration is ``LABEL=WORKDIR`` (a workdir as ``benchmarks/isbi_cpu.py``
-writes it: ``models/model.pt``) plus bundle overlays after ``+``, e.g. ``physical=runs/phys+physical_scale.json``
-for a model trained with the physical-scale input or ``aug=runs/aug+scanner_augmentation.json`` (the overlay only
-matters for preprocessing at evaluation; the training recipe is the workdir's). Without ``--model`` the
-``--workdir`` model is evaluated twice: with the fixed-size input it was trained with and with the physical-scale
-input at test time (``--physical-field-mm``, by default the field the model's input covered on ISBI: the
-fixed-size model then sees ISBI as in training, and other sites at the same mm/pixel). Prints one table.
+writes it: ``models/model.pt``) plus bundle overlays after ``+``, e.g. ``paper=runs/isbi_cpu+fixed_size.json``
+for a model trained with the paper's fixed-size resize (the bundle's default input is the physical scale) or
+``aug=runs/aug+scanner_augmentation.json`` (the overlay only matters for preprocessing at evaluation; the training
+recipe is the workdir's). The run refuses a configuration whose input scaling differs from the one the model's
+``model.json`` records. Without ``--model`` the ``--workdir`` model is evaluated with the bundle's default input.
+``--physical-field-mm`` overrides the physical field (default: the bundle's, 200 x 250 mm). Prints one table.
 
 The ISBI folder comes from ``$MONAI_CEPH_ISBI_DIR`` (default ``../shared/data/isbi2015``).
 """
@@ -191,7 +191,7 @@ def evaluate(label: str, workdir: Path, overlays, tta: bool, section: str, args,
         "save_overlays": False,
         "num_workers": args.num_workers,
     }
-    if "physical_scale.json" in overlays:
+    if args.physical_field_mm is not None and "fixed_size.json" not in overlays:
         overrides["physical_field_mm"] = list(args.physical_field_mm)
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / f) for f in files], run_id="evaluating", **overrides
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=None, help="LABEL=WORKDIR[+overlay.json...]")
     parser.add_argument("--spatial-size", type=int, nargs=2, default=(160, 200), help="the models' input (W, H)")
     parser.add_argument("--physical-field-mm", type=float, nargs=2, default=None,
-                        help="field of the physical-scale input (default: spatial size x 1.2 mm)")
+                        help="field of the physical-scale input, mm (default: the bundle's, 200 x 250)")
     parser.add_argument("--num-images", type=int, default=150, help="first N of Test1")
     parser.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=SHIFTS)
     parser.add_argument("--no-tta", action="store_true")
@@ -232,12 +232,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.physical_field_mm is None:  # ISBI's 1935 x 2400 px at 0.1 mm into the model input: ~1.2 mm/pixel
-        args.physical_field_mm = [1.2 * s for s in args.spatial_size]
-    models = [parse_model(m) for m in args.model] if args.model else [
-        parse_model(f"fixed-size={args.workdir}"),
-        parse_model(f"physical@test={args.workdir}+physical_scale.json"),
-    ]
+    models = [parse_model(m) for m in args.model] if args.model else [parse_model(f"model={args.workdir}")]
 
     test1 = sorted(build_datalist(isbi_dir(), fmt="isbi2015", ground_truth="average")["validation"],
                    key=lambda i: i["id"])[: args.num_images]
@@ -274,9 +269,9 @@ def main() -> None:
 def print_table(rows, args, n_images: int) -> None:
     W, H = args.spatial_size
     print()
+    field = "the bundle's" if args.physical_field_mm is None else " x ".join(f"{f:g}" for f in args.physical_field_mm)
     print(f"Shifted ISBI 2015 Test1 ({n_images} images, averaged ground truth), input {H}x{W} (HxW), "
-          f"{platform.machine()} CPU x{args.threads} threads; physical-scale field "
-          f"{args.physical_field_mm[0]:g} x {args.physical_field_mm[1]:g} mm; TTA scales 0.9/1.0/1.1")
+          f"{platform.machine()} CPU x{args.threads} threads; physical-scale field {field} mm; TTA scales 0.9/1.0/1.1")
     print("| model | TTA | set | MRE ± SD (mm) | vs clean | SDR 2 mm | SDR 4 mm (%) |")
     print("|---|---|---|---|---|---|---|")
     clean = {(lab, t): s["mre_mm"] for lab, t, sec, s in rows if sec == "clean"}

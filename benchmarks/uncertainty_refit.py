@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "cephres" / "configs"
 SECTIONS = ("validation", "test1", "test2")
 POSTPROCESSING = [
+    "@validate#inside",  # decoding stays inside the source image (the padding of the physical-scale input)
     {"_target_": "monai_ceph.transforms.HeatmapToLandmarksd", "keys": "pred", "codec": "@codec", "logits": True},
     {"_target_": "monai_ceph.shape.LandmarkUncertaintyd", "keys": "pred", "codec": "@codec", "logits": True},
     {"_target_": "monai_ceph.transforms.LandmarksToSourced", "keys": ["pred_landmarks", "landmarks"],

@@ -1,4 +1,4 @@
-"""The settings a model was trained with (spatial size, landmark set, heatmap codec) in a sidecar ``model.json``
+"""The settings a model was trained with (spatial size, input scaling, landmark set, heatmap codec) in a sidecar ``model.json``
 beside its checkpoint, written when training starts and checked before evaluation or inference."""
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_
 __all__ = ["ModelSettingsWriter", "check_model_settings", "model_settings"]
 
 
-def model_settings(spatial_size: Sequence[int], landmark_set: Any, codec: Any) -> dict:
+def model_settings(
+    spatial_size: Sequence[int], landmark_set: Any, codec: Any, input_scaling: str | None = None
+) -> dict:
     """A JSON-able record of the settings that must match between training and use of a model: the network
-    input ``spatial_size``, the landmark set's name and the codec's class and scalar settings."""
+    input ``spatial_size``, how images are scaled to it (``input_scaling``, the bundle's id of that name:
+    ``"physical <mm> mm/px"`` or ``"fixed size"``; left out when ``None``), the landmark set's name and the codec's
+    class and scalar settings."""
     scalars = (int, float, str, bool, type(None))
     return {
         "spatial_size": [int(s) for s in spatial_size],
+        **({} if input_scaling is None else {"input_scaling": str(input_scaling)}),
         "landmark_set": landmark_set if isinstance(landmark_set, str) or landmark_set is None else landmark_set.name,
         "codec": {
             "name": type(codec).__name__,
@@ -38,12 +43,19 @@ class ModelSettingsWriter:
 
     Args:
         filename: the sidecar, e.g. ``<ckpt_dir>/model.json``.
-        spatial_size, landmark_set, codec: the training's settings (see :func:`model_settings`).
+        spatial_size, landmark_set, codec, input_scaling: the training's settings (see :func:`model_settings`).
     """
 
-    def __init__(self, filename: str | os.PathLike, spatial_size: Sequence[int], landmark_set: Any, codec: Any):
+    def __init__(
+        self,
+        filename: str | os.PathLike,
+        spatial_size: Sequence[int],
+        landmark_set: Any,
+        codec: Any,
+        input_scaling: str | None = None,
+    ):
         self.filename = filename
-        self.settings = model_settings(spatial_size, landmark_set, codec)
+        self.settings = model_settings(spatial_size, landmark_set, codec, input_scaling)
 
     def attach(self, engine: Any) -> None:
         engine.add_event_handler(Events.STARTED, self)
@@ -53,12 +65,17 @@ class ModelSettingsWriter:
 
 
 def check_model_settings(
-    filename: str | os.PathLike, spatial_size: Sequence[int], landmark_set: Any, codec: Any
+    filename: str | os.PathLike,
+    spatial_size: Sequence[int],
+    landmark_set: Any,
+    codec: Any,
+    input_scaling: str | None = None,
 ) -> dict | None:
     """Compare this run's settings with the ``model.json`` the model was trained with.
 
     Raises ``ValueError`` naming the file, each setting that differs and both values; a missing file (a
-    checkpoint from before the sidecar existed) only warns. Returns the trained settings, or ``None``.
+    checkpoint from before the sidecar existed) only warns, and so does a ``model.json`` that does not record the
+    input scaling (written before it was recorded). Returns the trained settings, or ``None``.
     """
     if not os.path.isfile(filename):
         warnings.warn(f"{filename} not found: the model's training settings cannot be checked against this run.")
@@ -68,13 +85,18 @@ def check_model_settings(
             trained = json.load(f)
     except (OSError, ValueError) as e:
         raise ValueError(f"{filename}: cannot read the model's training settings: {e}") from e
-    current = model_settings(spatial_size, landmark_set, codec)
+    current = model_settings(spatial_size, landmark_set, codec, input_scaling)
+    if "input_scaling" in current and "input_scaling" not in trained:
+        warnings.warn(f"{filename} does not record the input scaling the model was trained with: this run uses "
+                      f"{current['input_scaling']!r} (configs/fixed_size.json for a model trained with the paper's "
+                      "fixed-size resize).")
+        del current["input_scaling"]
     differ = [
         f"{key} {trained.get(key)!r} (this run: {current[key]!r})" for key in current if trained.get(key) != current[key]
     ]
     if differ:
         raise ValueError(
             f"{filename}: the model was trained with " + "; ".join(differ) + ". Run with the trained settings "
-            "(e.g. --spatial_size) or retrain."
+            "(e.g. --spatial_size, configs/fixed_size.json) or retrain."
         )
     return trained

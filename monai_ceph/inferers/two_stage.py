@@ -24,6 +24,7 @@ from monai.inferers import Inferer, SimpleInferer
 from monai_ceph.shape.uncertainty import covariance_radius, covariance_to_source, heatmap_covariance
 from monai_ceph.transforms.landmarks.array import landmark_visibility
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
+from monai_ceph.transforms.landmarks.inside import mask_outside_source
 from monai_ceph.transforms.spatial.array import model_to_source_affine, transform_points
 from monai_ceph.transforms.spatial.patches import LandmarkPatches, sample_patches
 
@@ -174,6 +175,9 @@ class LandmarkRefiner:
 class TwoStageInferer(Inferer):
     """MONAI Inferer for two-stage landmark detection: global heatmaps -> coarse points -> local refinement.
 
+    The global heatmaps are decoded inside the source image (:func:`~monai_ceph.transforms.mask_outside_source`:
+    the padding of a physical-scale input is never a coarse point).
+
     Called by MONAI's evaluators as ``inferer(inputs, network, local_image=..., local_spacing=...)``: give the
     evaluator ``prepare_batch=PrepareBatchExtraInput(extra_keys={"local_image": "local_image", "local_spacing":
     "local_spacing"})``. ``inputs`` is the global model input and ``local_image`` the same image at the local
@@ -237,7 +241,7 @@ class TwoStageInferer(Inferer):
                 "prepare_batch=PrepareBatchExtraInput(extra_keys={'local_image': 'local_image', "
                 "'local_spacing': 'local_spacing'})."
             )
-        pred = self.inferer(inputs, network, *args, **kwargs)
+        pred = mask_outside_source(self.inferer(inputs, network, *args, **kwargs), inputs, self.codec.stride)
         coarse, coarse_confidence = self.codec.decode(pred, logits=self.logits)  # (B, K, 2) in inputs' pixels
         model_to_source = model_to_source_affine(inputs).reshape(-1, 3, 3)
         local_to_source = model_to_source_affine(local_image).reshape(-1, 3, 3)

@@ -32,16 +32,21 @@ def parser(configs, *overlays, **override):
     return p
 
 
-def test_physical_scale_overlay_replaces_the_resize(configs):
-    p = parser(configs, "physical_scale", spatial_size=[160, 200])
-    resize = p.get_parsed_content("resize")
-    assert isinstance(resize, PhysicalFieldd)
-    assert p.get_parsed_content("model_pixel_spacing") == pytest.approx(1.25)
-    assert resize.field.field_mm == pytest.approx((200.0, 250.0))
-    assert "physical_160x200" in p.get_parsed_content("cache_dir")  # its own preprocessing cache
-    paper = parser(configs).get_parsed_content("resize")
-    assert type(paper).__name__ == "ResizeWithLandmarksd" and paper.resizers[0].target_spacing is None
-    assert p.get_parsed_content("preprocessing_transforms")[4] is resize  # after the four loading steps
+def test_physical_scale_is_the_default_and_fixed_size_the_papers_option(configs):
+    for overlays in ((), ("physical_scale",)):  # physical_scale.json: the default, kept for existing commands
+        p = parser(configs, *overlays, spatial_size=[160, 200])
+        resize = p.get_parsed_content("resize")
+        assert isinstance(resize, PhysicalFieldd)
+        assert p.get_parsed_content("model_pixel_spacing") == pytest.approx(1.25)
+        assert resize.field.field_mm == pytest.approx((200.0, 250.0))
+        assert "physical_160x200" in p.get_parsed_content("cache_dir")  # its own preprocessing cache
+        assert p.get_parsed_content("input_scaling") == "physical 1.25 mm/px"
+        assert p.get_parsed_content("preprocessing_transforms")[4] is resize  # after the four loading steps
+    paper = parser(configs, "fixed_size", spatial_size=[160, 200])
+    resize = paper.get_parsed_content("resize")
+    assert type(resize).__name__ == "ResizeWithLandmarksd" and resize.resizers[0].target_spacing is None
+    assert paper.get_parsed_content("input_scaling") == "fixed size"
+    assert paper.get_parsed_content("cache_dir").endswith("/cache/160x200")
 
 
 def test_scanner_augmentation_spatial_steps_carry_a_blob_exactly(configs):

@@ -31,3 +31,21 @@ def test_older_checkpoint_without_settings_warns(tmp_path):
     (tmp_path / "model.json").write_text("{truncated")
     with warnings.catch_warnings(), pytest.raises(ValueError, match=r"model.json: cannot read the model's training"):
         check_model_settings(tmp_path / "model.json", (64, 64), "isbi2015", GaussianHeatmapCodec())
+
+
+def test_input_scaling_is_recorded_and_checked(tmp_path):
+    path = tmp_path / "model.json"
+    codec = GaussianHeatmapCodec()
+    engine = Engine(lambda e, b: None)
+    ModelSettingsWriter(path, [64, 64], "isbi2015", codec, input_scaling="fixed size").attach(engine)
+    engine.run([0])
+    assert json.loads(path.read_text())["input_scaling"] == "fixed size"
+    assert check_model_settings(path, (64, 64), "isbi2015", codec, "fixed size")["input_scaling"] == "fixed size"
+    with pytest.raises(ValueError, match=r"model.json: the model was trained with input_scaling 'fixed size' "
+                                         r"\(this run: 'physical 1.25 mm/px'\).*fixed_size.json"):
+        check_model_settings(path, (64, 64), "isbi2015", codec, "physical 1.25 mm/px")
+    # a model.json from before the scaling was recorded: the other settings are still checked, the scaling warns
+    ModelSettingsWriter(path, [64, 64], "isbi2015", codec)()
+    assert "input_scaling" not in json.loads(path.read_text())
+    with pytest.warns(UserWarning, match=r"does not record the input scaling .* 'physical 1.25 mm/px'"):
+        assert check_model_settings(path, (64, 64), "isbi2015", codec, "physical 1.25 mm/px") is not None

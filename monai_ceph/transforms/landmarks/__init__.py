@@ -15,3 +15,4 @@ from .dictionary import (
     LoadLandmarksDict,
     describe_item,
 )
+from .inside import MaskOutsideSource, MaskOutsideSourceD, MaskOutsideSourced, MaskOutsideSourceDict, mask_outside_source

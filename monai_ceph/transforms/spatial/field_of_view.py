@@ -132,7 +132,7 @@ class PhysicalField(ResizeWithLandmarks):
         hint = (
             "the physical-scale input needs the image's pixel spacing (mm/pixel): pass it (the datalist item's "
             "'spacing', --pixel_spacing for a folder of JPEG/PNG images; DICOM takes it from its tags), or use the "
-            "fixed-size input (the bundle without configs/physical_scale.json, i.e. ResizeWithLandmarksd)."
+            "fixed-size input (configs/fixed_size.json, i.e. ResizeWithLandmarksd)."
         )
         if spacing is None:
             raise ValueError(f"{_source_name(img)} has no pixel spacing: {hint}")
@@ -152,7 +152,7 @@ class PhysicalField(ResizeWithLandmarks):
 
 
 class PhysicalFieldd(ResizeWithLandmarksd):
-    """Dictionary-based :class:`PhysicalField`: the physical-scale input of the bundle (``physical_scale.json``).
+    """Dictionary-based :class:`PhysicalField`: the physical-scale input of the bundle (its default ``resize``).
 
     Reads the sample's spacing from ``spacing_key`` (required); the landmarks, spacing and visibility masks follow
     the first image key as in :class:`~monai_ceph.transforms.ResizeWithLandmarksd`, and so does ``inverse``.
