@@ -25,7 +25,9 @@ from .readers import (
     DataFileError,
     LandmarkFileError,
     check_spacing,
+    is_dicom,
     landmarks_from_json,
+    read_dicom_spacing,
     read_json,
     resolve_spacing,
 )
@@ -111,7 +113,8 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
     """Check every item of a datalist section and return them as plain dicts; raise naming the first bad one.
 
     Each item needs an existing ``"image"``, ``"landmarks"`` of the length of its ``"landmark_set"`` (default
-    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values.
+    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values; a DICOM image may
+    leave ``"spacing"`` out when its header has a spacing tag (filled in from it, ``(sx, sy)``).
     """
     checked = []
     for i, item in enumerate(items):
@@ -119,11 +122,15 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
             raise DataFileError(f"{where} entry {i}: expected an object {{'image', 'landmarks', 'spacing'}}, "
                                 f"got {item!r}.")
         name = f"{where} entry {i} (id {item.get('id', '?')!r}, image {item.get('image')!r})"
-        for key in ("image", "landmarks", "spacing"):
+        for key in ("image", "landmarks"):
             if key not in item:
                 raise DataFileError(f"{name}: missing key {key!r}.")
         if not Path(item["image"]).is_file():
             raise FileNotFoundError(f"{name}: image file not found.")
+        if "spacing" not in item:
+            if not is_dicom(item["image"]):
+                raise DataFileError(f"{name}: missing key 'spacing' (only a DICOM image has a spacing of its own).")
+            item = {**item, "spacing": [float(s) for s in _header_spacing(item["image"], name)]}
         landmark_set = get_landmark_set(item.get("landmark_set", "isbi2015"))
         landmarks = landmarks_from_json(item["landmarks"], f"{name} landmarks")
         if len(landmarks) != len(landmark_set):
@@ -134,6 +141,14 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
     return checked
+
+
+def _header_spacing(image: str | os.PathLike, name: str):
+    """The spacing tags of DICOM ``image``; a :class:`DataFileError` naming the datalist entry ``name`` without."""
+    try:
+        return read_dicom_spacing(image)
+    except (DataFileError, OSError) as e:  # SpacingError is a DataFileError
+        raise DataFileError(f"{name}: missing key 'spacing', and the DICOM header gives none ({e})") from e
 
 
 def check_section(datalist: Mapping[str, Sequence], section: str | Sequence[str], where: str | None = None):

@@ -57,6 +57,19 @@ def test_check_datalist_passes_good_items_and_names_the_bad_one(tmp_path):
             check_datalist([good, bad], "d.json [training]")
 
 
+def test_a_dicom_entry_takes_its_header_spacing_when_the_datalist_gives_none(tmp_path, write_dicom):
+    tagged = write_dicom(tmp_path / "tagged.dcm", np.zeros((6, 8)), PixelSpacing=[0.2, 0.1])
+    tagless = write_dicom(tmp_path / "tagless.dcm", np.zeros((6, 8)))
+    entry = {k: v for k, v in _item(tmp_path).items() if k != "spacing"}
+    assert check_datalist([{**entry, "image": str(tagged)}])[0]["spacing"] == [0.1, 0.2]  # (sx, sy)
+    assert check_datalist([{**entry, "image": str(tagged), "spacing": [0.3, 0.3]}])[0]["spacing"] == [0.3, 0.3]
+    with pytest.raises(DataFileError, match=r"d.json \[test\] entry 0 \(id '001', image '.*tagless.dcm'\): missing "
+                                            r"key 'spacing', and the DICOM header gives none \(.*none of the tags"):
+        check_datalist([{**entry, "image": str(tagless)}], "d.json [test]")
+    with pytest.raises(DataFileError, match=r"entry 0 .*001.png'\): missing key 'spacing' \(only a DICOM image"):
+        check_datalist([entry], "d.json [test]")
+
+
 def test_check_section_names_the_missing_or_empty_section():
     check_section({"training": [{}]}, "training")
     for datalist, state in (({"training": [{}], "validation": []}, "empty"), ({"training": [{}]}, "missing")):
