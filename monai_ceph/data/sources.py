@@ -31,6 +31,7 @@ from .readers import (
     read_json,
     resolve_spacing,
 )
+from .tolerant import FAILURE_KEY, failure_reason
 
 __all__ = [
     "Datalist",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 DEFAULT_LANDMARK_SET = "isbi2015"
+NO_SPACING = "the image has no pixel spacing of its own"
 
 
 class Datalist(dict):
@@ -269,6 +271,10 @@ def image_folder_datalist(
     value or ``(sx, sy)``), and without it are an error naming the file, since a JPEG/PNG carries no physical size
     and every distance reported in mm would be wrong.
 
+    A DICOM file whose header cannot be read, or whose spacing tag is invalid, does not stop the others: its item
+    carries the reason under :data:`~monai_ceph.data.tolerant.FAILURE_KEY` (and no spacing), and
+    :class:`~monai_ceph.data.FailureTolerantDataLoader` reports it as a skipped file without loading it.
+
     Ids (the names of the outputs) are the file stems, unique per input file: files that share a stem
     (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``), so none overwrites
     another's results.
@@ -285,7 +291,13 @@ def image_folder_datalist(
     stems = Counter(f.stem for f in files)
     items = []
     for f in files:
-        pixel = resolve_spacing(f, default=spacing, missing="the image has no pixel spacing of its own")
         image_id = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
-        items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": image_id})
+        item = {"image": str(f.resolve()), "spacing": None, "id": image_id}
+        try:
+            header = read_dicom_spacing(f, required=False) if is_dicom(f) else None
+        except Exception as error:  # noqa: BLE001 - an unreadable header or bad spacing tag: this file fails alone
+            items.append({**item, FAILURE_KEY: failure_reason(error, str(f))})
+            continue
+        pixel = header if header is not None else resolve_spacing(f, default=spacing, missing=NO_SPACING)
+        items.append({**item, "spacing": [float(s) for s in pixel]})
     return items

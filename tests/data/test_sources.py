@@ -119,6 +119,28 @@ def test_image_folder_items_take_dicom_spacing_and_need_it_otherwise(tmp_path, w
         image_folder_datalist(tmp_path / "empty")
 
 
+def test_an_unreadable_dicom_header_fails_that_item_only(tmp_path, write_dicom):
+    """The item of a DICOM whose header cannot be read carries the reason; the tolerant loader reports it as
+    skipped without loading it, and loads the others."""
+    from monai.data import Dataset
+
+    from monai_ceph.data import FailureTolerantDataLoader
+    from monai_ceph.data.tolerant import FAILURE_KEY
+
+    write_dicom(tmp_path / "a.dcm", np.ones((6, 8)), PixelSpacing=[0.2, 0.1])
+    (tmp_path / "b.dcm").write_text("not a DICOM file")
+    write_dicom(tmp_path / "c.dcm", np.ones((6, 8)), PixelSpacing=[0.1, -0.1])
+    items = image_folder_datalist(tmp_path)  # no spacing needed: the bad ones fail alone
+    assert [(i["id"], i["spacing"]) for i in items] == [("a", [0.1, 0.2]), ("b", None), ("c", None)]
+    assert items[1][FAILURE_KEY].startswith("not a DICOM file (File is missing DICOM File Meta Information")
+    assert items[2][FAILURE_KEY] == (f"{tmp_path / 'c.dcm'} PixelSpacing: pixel spacing ('-0.1', '0.1') must be "
+                                     "finite and > 0 mm/pixel.")  # fmt: skip
+    loaded = []
+    loader = FailureTolerantDataLoader(Dataset(items, transform=lambda d: loaded.append(d["id"]) or d), batch_size=3)
+    assert [b["id"] for b in loader] == [["a"]] and loaded == ["a"]
+    assert loader.failures == [{"id": i["id"], "image": i["image"], "error": i[FAILURE_KEY]} for i in items[1:]]
+
+
 def test_image_folder_ids_are_unique_per_file(tmp_path, write_dicom):
     Image.new("L", (8, 6)).save(tmp_path / "001.jpg")
     Image.new("L", (8, 6)).save(tmp_path / "002.png")
