@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct
@@ -43,6 +45,9 @@ class SafePersistentDataset(PersistentDataset):
       ``pickle_hashing`` of the transform objects, their parameters included), so changing a CLAHE clip limit, the
       size or an NLM parameter never reuses the images pre-processed with the old ones.
 
+    :meth:`build_cache` pre-processes the items not cached yet before a run starts, with a progress bar (what the
+    bundle's training does), instead of during the first epoch without one.
+
     Args:
         data, transform, cache_dir: as ``PersistentDataset``.
         kwargs: other ``PersistentDataset`` arguments (``weights_only`` is always True).
@@ -56,3 +61,34 @@ class SafePersistentDataset(PersistentDataset):
     def __getitem__(self, index):
         with torch.serialization.safe_globals(CACHE_SAFE_GLOBALS):
             return super().__getitem__(index)
+
+    def _cache_file(self, item) -> Path:
+        """The cache file of datalist ``item`` (the name ``PersistentDataset`` gives it)."""
+        return Path(self.cache_dir) / f"{self.hash_func(item).decode('utf-8')}{self.transform_hash}.pt"
+
+    def build_cache(self, progress: bool = True, desc: str = "caching") -> int:
+        """Pre-process and save every item that is not cached yet; return how many this process computed.
+
+        Under ``torch.distributed`` each rank computes its share of the missing items, then all wait for each
+        other, so training starts with the cache complete on every rank.
+
+        Args:
+            progress: show a tqdm bar (on a terminal only, so logs and captured test output stay clean); the
+                bundle passes ``@is_main_rank``, one bar however many ranks.
+            desc: the bar's label.
+        """
+        if self.cache_dir is None:
+            return 0
+        missing = [item for item in self.data if not self._cache_file(item).is_file()]
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed:
+            missing = missing[dist.get_rank():: dist.get_world_size()]
+        if missing:
+            from tqdm import tqdm  # a dependency of the package (setup.cfg); imported on use
+
+            for item in tqdm(missing, desc=desc, unit="image", disable=None if progress else True):
+                with torch.serialization.safe_globals(CACHE_SAFE_GLOBALS):
+                    self._cachecheck(item)
+        if distributed:
+            dist.barrier()
+        return len(missing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -17,10 +18,35 @@ from monai.utils.module import OptionalImportError
 
 from monai_ceph.data.readers import DICOM_SUFFIXES, is_dicom
 
-__all__ = ["DICOM_SUFFIXES", "RadiographReader", "is_dicom"]
+__all__ = ["DICOM_SUFFIXES", "RadiographReader", "header_size", "is_dicom"]
 
 logger = logging.getLogger(__name__)
 
+MAX_IMAGE_PIXELS = 36_000_000
+"""The documented memory bound of :data:`monai_ceph.transforms.MAX_IMAGE_PIXELS` (6000 x 6000), which
+``ValidateImaged`` checks after decoding; the same value here (the transforms import this package, so it is not
+imported from there; a test keeps the two equal)."""
+
+
+def header_size(filename: str | os.PathLike) -> tuple[int, int] | None:
+    """The spatial size ``(x, y)`` of a 2-D image read from its header, without decoding any pixel: a DICOM's
+    ``Columns``/``Rows``, else what PIL's lazy ``Image.open`` reads (PNG, JPEG, BMP, TIFF...). ``None`` when the
+    header does not say (another format, a broken file: its reader reports that when it decodes)."""
+    if is_dicom(filename):
+        import pydicom  # imported on use, like the package's other DICOM readers
+
+        try:
+            ds = pydicom.dcmread(filename, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
+            return int(ds.Columns), int(ds.Rows)
+        except Exception:  # noqa: BLE001 - not readable here: PydicomReader names the fault
+            return None
+    from PIL import Image
+
+    try:
+        with Image.open(filename) as image:  # reads the header only
+            return tuple(image.size)
+    except Exception:  # noqa: BLE001 - not a PIL format, or broken: its reader names the fault
+        return None
 
 
 def _default_readers() -> list[ImageReader]:
@@ -45,15 +71,25 @@ class RadiographReader(ImageReader):
     DICOM photometric interpretation ``MONOCHROME1`` (low values bright) is inverted to ``MONOCHROME2``
     (``min + max - value``) with a warning naming the file, so the network always sees bone bright.
 
+    The memory bound: an image whose header (:func:`header_size`) gives more than ``max_pixels`` pixels is refused
+    before any pixel is decoded, with a ``ValueError`` naming the file, its size and the limit (an 8000 x 8000 PNG
+    of a few kB on disk would otherwise need 64 MB to decode and gigabytes through the pre-processing). The
+    refusal is raised by :meth:`get_data`, so that ``LoadImage`` does not fall back to another reader that would
+    decode the file.
+
     Use it as ``LoadImaged(keys="image", reader=RadiographReader())``; in a bundle config
     ``"reader": {"_target_": "monai_ceph.data.RadiographReader"}``.
 
     Args:
+        max_pixels: largest accepted number of pixels, default :data:`MAX_IMAGE_PIXELS`; ``None`` for no bound.
         dicom_kwargs: keyword arguments of the ``PydicomReader``.
     """
 
-    def __init__(self, **dicom_kwargs: Any) -> None:
+    def __init__(self, max_pixels: int | None = MAX_IMAGE_PIXELS, **dicom_kwargs: Any) -> None:
         super().__init__()
+        if max_pixels is not None and (int(max_pixels) != max_pixels or max_pixels < 1):
+            raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.dicom_reader = PydicomReader(**dicom_kwargs)
         self._readers: list[ImageReader] | None = None  # created on the first non-DICOM file
 
@@ -77,14 +113,29 @@ class RadiographReader(ImageReader):
             return False
         return True
 
-    def read(self, data: Sequence[str] | str | os.PathLike, **kwargs: Any) -> tuple[ImageReader, Any, str]:
-        """Read ``data`` with the reader of its suffix; returns what :meth:`get_data` needs."""
+    def read(self, data: Sequence[str] | str | os.PathLike, **kwargs: Any) -> tuple[ImageReader | None, Any, str]:
+        """Read ``data`` with the reader of its suffix; returns what :meth:`get_data` needs (for an image above
+        ``max_pixels``, nothing is read and :meth:`get_data` raises)."""
         reader = self.reader_for(data)
-        return reader, reader.read(data, **kwargs), os.fspath(ensure_tuple(data)[0])
+        filename = os.fspath(ensure_tuple(data)[0])
+        refusal = self._refusal(filename)
+        if refusal is not None:
+            return None, refusal, filename
+        return reader, reader.read(data, **kwargs), filename
 
-    def get_data(self, img: tuple[ImageReader, Any, str]) -> tuple[np.ndarray, dict]:
+    def _refusal(self, filename: str) -> str | None:
+        """Why ``filename`` is refused before decoding (its header's size is above ``max_pixels``), or ``None``."""
+        size = header_size(filename) if self.max_pixels is not None else None
+        if size is None or math.prod(size) <= self.max_pixels:
+            return None
+        return (f"{filename}: image of spatial size {size} has {math.prod(size)} pixels, more than the "
+                f"{self.max_pixels} accepted (max_pixels); refused before decoding, resize it before use.")
+
+    def get_data(self, img: tuple[ImageReader | None, Any, str]) -> tuple[np.ndarray, dict]:
         """The array and meta dict of what :meth:`read` returned (MONOCHROME1 DICOM inverted)."""
         reader, obj, filename = img
+        if reader is None:
+            raise ValueError(obj)
         if reader is not self.dicom_reader:
             return reader.get_data(obj)
         with warnings.catch_warnings():

@@ -25,10 +25,13 @@ from .readers import (
     DataFileError,
     LandmarkFileError,
     check_spacing,
+    is_dicom,
     landmarks_from_json,
+    read_dicom_spacing,
     read_json,
     resolve_spacing,
 )
+from .tolerant import FAILURE_KEY, failure_reason
 
 __all__ = [
     "Datalist",
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 DEFAULT_LANDMARK_SET = "isbi2015"
+NO_SPACING = "the image has no pixel spacing of its own"
 
 
 class Datalist(dict):
@@ -111,7 +115,8 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
     """Check every item of a datalist section and return them as plain dicts; raise naming the first bad one.
 
     Each item needs an existing ``"image"``, ``"landmarks"`` of the length of its ``"landmark_set"`` (default
-    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values.
+    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values; a DICOM image may
+    leave ``"spacing"`` out when its header has a spacing tag (filled in from it, ``(sx, sy)``).
     """
     checked = []
     for i, item in enumerate(items):
@@ -119,11 +124,15 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
             raise DataFileError(f"{where} entry {i}: expected an object {{'image', 'landmarks', 'spacing'}}, "
                                 f"got {item!r}.")
         name = f"{where} entry {i} (id {item.get('id', '?')!r}, image {item.get('image')!r})"
-        for key in ("image", "landmarks", "spacing"):
+        for key in ("image", "landmarks"):
             if key not in item:
                 raise DataFileError(f"{name}: missing key {key!r}.")
         if not Path(item["image"]).is_file():
             raise FileNotFoundError(f"{name}: image file not found.")
+        if "spacing" not in item:
+            if not is_dicom(item["image"]):
+                raise DataFileError(f"{name}: missing key 'spacing' (only a DICOM image has a spacing of its own).")
+            item = {**item, "spacing": [float(s) for s in _header_spacing(item["image"], name)]}
         landmark_set = get_landmark_set(item.get("landmark_set", "isbi2015"))
         landmarks = landmarks_from_json(item["landmarks"], f"{name} landmarks")
         if len(landmarks) != len(landmark_set):
@@ -134,6 +143,14 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
     return checked
+
+
+def _header_spacing(image: str | os.PathLike, name: str):
+    """The spacing tags of DICOM ``image``; a :class:`DataFileError` naming the datalist entry ``name`` without."""
+    try:
+        return read_dicom_spacing(image)
+    except (DataFileError, OSError) as e:  # SpacingError is a DataFileError
+        raise DataFileError(f"{name}: missing key 'spacing', and the DICOM header gives none ({e})") from e
 
 
 def check_section(datalist: Mapping[str, Sequence], section: str | Sequence[str], where: str | None = None):
@@ -254,6 +271,10 @@ def image_folder_datalist(
     value or ``(sx, sy)``), and without it are an error naming the file, since a JPEG/PNG carries no physical size
     and every distance reported in mm would be wrong.
 
+    A DICOM file whose header cannot be read, or whose spacing tag is invalid, does not stop the others: its item
+    carries the reason under :data:`~monai_ceph.data.tolerant.FAILURE_KEY` (and no spacing), and
+    :class:`~monai_ceph.data.FailureTolerantDataLoader` reports it as a skipped file without loading it.
+
     Ids (the names of the outputs) are the file stems, unique per input file: files that share a stem
     (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``), so none overwrites
     another's results.
@@ -270,7 +291,13 @@ def image_folder_datalist(
     stems = Counter(f.stem for f in files)
     items = []
     for f in files:
-        pixel = resolve_spacing(f, default=spacing, missing="the image has no pixel spacing of its own")
         image_id = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
-        items.append({"image": str(f.resolve()), "spacing": [float(s) for s in pixel], "id": image_id})
+        item = {"image": str(f.resolve()), "spacing": None, "id": image_id}
+        try:
+            header = read_dicom_spacing(f, required=False) if is_dicom(f) else None
+        except Exception as error:  # noqa: BLE001 - an unreadable header or bad spacing tag: this file fails alone
+            items.append({**item, FAILURE_KEY: failure_reason(error, str(f))})
+            continue
+        pixel = header if header is not None else resolve_spacing(f, default=spacing, missing=NO_SPACING)
+        items.append({**item, "spacing": [float(s) for s in pixel]})
     return items

@@ -22,7 +22,9 @@ from torch.utils.data import Dataset as _TorchDataset
 __all__ = ["FAILURE_KEY", "FailureTolerantDataLoader", "failure_reason"]
 
 FAILURE_KEY = "__failed__"
-"""The key of the placeholder item a failed load returns (``{FAILURE_KEY: {"id", "image", "error"}}``)."""
+"""The key of the placeholder item a failed load returns (``{FAILURE_KEY: {"id", "image", "error"}}``); a datalist
+entry that holds it (the reason, e.g. from :func:`monai_ceph.data.image_folder_datalist`) is reported as failed
+without being loaded."""
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +70,19 @@ class _TolerantItems(_TorchDataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> Any:
+        item = _source_item(self.dataset, index)
+        if FAILURE_KEY in item:  # the datalist already found it bad (e.g. an unreadable DICOM header): not loaded
+            return self._failure(item, index, str(item[FAILURE_KEY]))
         try:
             return self.dataset[index]
         except Exception as error:  # any fault of one input: reported, the batch goes on
-            item = _source_item(self.dataset, index)
-            image = item.get(self.image_key)
-            image = os.fspath(image) if isinstance(image, (str, os.PathLike)) else str(image)
-            return {FAILURE_KEY: {
-                "id": str(item.get(self.id_key, index)),
-                "image": image,
-                "error": failure_reason(error, image),
-            }}
+            return self._failure(item, index, error)
+
+    def _failure(self, item: Mapping, index: int, error: BaseException | str) -> dict:
+        image = item.get(self.image_key)
+        image = os.fspath(image) if isinstance(image, (str, os.PathLike)) else str(image)
+        reason = error if isinstance(error, str) else failure_reason(error, image)
+        return {FAILURE_KEY: {"id": str(item.get(self.id_key, index)), "image": image, "error": reason}}
 
 
 def _source_item(dataset: Any, index: int) -> Mapping:

@@ -161,3 +161,52 @@ def test_a_clean_batch_writes_an_empty_failed_list(trained, bundles_dir, phantom
     assert json.loads(stale.read_text()) == []
     summary = wf.parser.get_parsed_content("batch_summary")
     assert (summary.done, summary.failures) == (2, [])
+
+
+def test_files_whose_header_is_bad_or_too_large_are_skipped(trained, bundles_dir, phantom_datalist, tmp_path,
+                                                            write_dicom):  # fmt: skip
+    """Inference on a folder with a text file named .dcm, one with a zero PixelSpacing, a DICOM cut inside its
+    header and an 8000 x 8000 PNG: listing the folder (which reads each DICOM's header for the spacing) does not
+    stop on them, each is skipped with one line naming it and the fault (the PNG refused from its header, before
+    decoding), the good PNG and DICOM are processed; exit status 1."""
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    png = sorted((phantom_datalist.parent / "images").glob("*.png"))[0]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(png, folder / png.name)
+    with Image.open(png) as source:
+        pixels = np.asarray(source)
+    good = write_dicom(folder / "good.dcm", pixels, PixelSpacing=[0.2, 0.2])
+    (folder / "text.dcm").write_text("not a DICOM file")
+    (folder / "cut.dcm").write_bytes(good.read_bytes()[:200])
+    write_dicom(folder / "zero.dcm", pixels, PixelSpacing=[0.0, 0.1])
+    Image.new("L", (8000, 8000)).save(folder / "huge.png")
+    out = tmp_path / "out"
+    wf = ConfigWorkflow(config_file=files(bundles_dir, "inference"), workflow_type="infer", bundle_root=str(trained),
+                        output_dir=str(out), input_dir=str(folder), pixel_spacing=0.1, **SMALL)  # fmt: skip
+    wf.initialize()
+    with pytest.raises(SystemExit) as stop:
+        wf.run()
+    results = out / "inference"
+    assert str(stop.value) == (f"error: inference: 2 done, 4 failed; outputs in {results}; failures listed in "
+                               f"{results / 'failed.json'}")  # fmt: skip
+    failed = json.loads((results / "failed.json").read_text())
+    assert [(f["id"], Path(f["image"]).name) for f in failed] == [
+        ("cut", "cut.dcm"), ("huge", "huge.png"), ("text", "text.dcm"), ("zero", "zero.dcm")
+    ]  # fmt: skip
+    assert all(f["image"] == str(folder / Path(f["image"]).name) for f in failed)
+    reasons = {f["id"]: f["error"] for f in failed}
+    assert reasons["text"].startswith("not a DICOM file (File is missing DICOM File Meta Information header")
+    assert reasons["zero"] == (f"{folder / 'zero.dcm'} PixelSpacing: pixel spacing ('0.1', '0.0') must be finite "
+                               "and > 0 mm/pixel.")  # fmt: skip
+    # pydicom reads what there is of a cut header: the spacing is the given one, and loading its pixels fails
+    assert reasons["cut"] == f"dicom data: {folder / 'cut.dcm'} does not have pixel_array."
+    assert reasons["huge"] == ("image of spatial size (8000, 8000) has 64000000 pixels, more than the 36000000 "
+                               "accepted (max_pixels); refused before decoding, resize it before use.")  # fmt: skip
+    assert sorted(p.stem for p in (results / "landmarks").glob("*.json")) == ["good", png.stem]
+    np.testing.assert_allclose(json.loads((results / "landmarks" / "good.json").read_text())["spacing"], [0.2, 0.2])

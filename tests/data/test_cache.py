@@ -67,3 +67,41 @@ def test_changed_settings_do_not_reuse_the_cache(tmp_path):
 def test_weights_only_cannot_be_switched_off(tmp_path):
     with pytest.raises(ValueError, match="weights_only=True"):
         SafePersistentDataset(items(), transform(), tmp_path, weights_only=False)
+
+
+class Counted(ScaleIntensityd):
+    """ScaleIntensityd that counts its calls (a deterministic transform: cached)."""
+
+    calls = 0
+
+    def __call__(self, data):
+        Counted.calls += 1
+        return super().__call__(data)
+
+
+def test_build_cache_computes_only_the_missing_items_and_prints_nothing_off_a_terminal(tmp_path, capsys):
+    def dataset():
+        transform = Compose([EnsureChannelFirstd("image", channel_dim="no_channel"), Counted("image", minv=0.0)])
+        return SafePersistentDataset(items() + [{**items()[0], "id": "002"}], transform, tmp_path)
+
+    Counted.calls = 0
+    first = dataset()
+    assert first.build_cache() == 3 and Counted.calls == 3  # "002" has the pixels of "000", but its own entry
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+    again = dataset()
+    assert again.build_cache() == 0 and Counted.calls == 3  # all cached: nothing computed
+    assert [again[i]["id"] for i in range(3)] == ["000", "001", "002"] and Counted.calls == 3  # read from the cache
+    next(tmp_path.glob("*.pt")).unlink()
+    assert dataset().build_cache(progress=True) == 1 and Counted.calls == 4
+    assert capsys.readouterr().err == ""  # the bar shows on a terminal only
+    assert SafePersistentDataset(items(), transform(), None).build_cache() == 0  # no cache folder: nothing to build
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_build_cache_shows_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch, progress):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    SafePersistentDataset(items(), transform(), tmp_path).build_cache(progress=progress, desc="caching training")
+    err = capsys.readouterr().err
+    assert ("caching training" in err and "2/2" in err) == progress, err

@@ -61,3 +61,56 @@ def test_suffixes():
     reader = RadiographReader()
     assert reader.reader_for("a.dcm") is reader.dicom_reader and reader.reader_for(["b.DCM"]) is reader.dicom_reader
     assert reader.verify_suffix("a.png") and reader.verify_suffix("a.dcm")
+
+
+def test_the_memory_bound_is_the_documented_one():
+    from monai_ceph.data.image_io import MAX_IMAGE_PIXELS
+    from monai_ceph.transforms import MAX_IMAGE_PIXELS as VALIDATED
+
+    assert RadiographReader().max_pixels == MAX_IMAGE_PIXELS == VALIDATED == 36_000_000
+    assert RadiographReader(max_pixels=None).max_pixels is None
+    with pytest.raises(ValueError, match="max_pixels must be a positive integer or None, got 0"):
+        RadiographReader(max_pixels=0)
+
+
+def test_a_huge_png_is_refused_before_decoding(tmp_path):
+    """An 8000 x 8000 PNG of a few kB on disk: refused naming the file, its size and the limit, and no pixel
+    buffer is allocated (decoding would allocate 64 MB as a numpy array, which tracemalloc sees)."""
+    import tracemalloc
+
+    path = tmp_path / "huge.png"
+    Image.new("L", (8000, 8000)).save(path)
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as refused:
+            LoadImaged("image", reader=RadiographReader(), ensure_channel_first=True)({"image": str(path)})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"{path}: image of spatial size (8000, 8000) has 64000000 pixels, more than the 36000000 accepted" in str(
+        refused.value.__cause__ or refused.value
+    )
+    assert peak < 8_000_000, peak
+    # a bound above it decodes the same file: the refusal came from the header, and the array is (x, y)
+    image = load_with(path, max_pixels=64_000_000)
+    assert tuple(image.shape) == (1, 8000, 8000)
+
+
+def load_with(path, **kwargs):
+    return LoadImage(reader=RadiographReader(**kwargs), image_only=True, ensure_channel_first=True)(str(path))
+
+
+def test_a_dicom_whose_header_is_too_large_is_refused_without_reading_pixels(tmp_path, write_dicom):
+    """The header says 7000 x 6000 (its pixel data is 3 x 4): refused from the header, never decoded."""
+    path = write_dicom(tmp_path / "big.dcm", PIXELS)
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Rows, ds.Columns = 6000, 7000
+    ds.save_as(path)
+    with pytest.raises(ValueError, match=r"big.dcm: image of spatial size \(7000, 6000\) has 42000000 pixels"):
+        load(path)
+    assert tuple(load_with(write_dicom(tmp_path / "small.dcm", PIXELS), max_pixels=12).shape) == (1, 4, 3)
+    with pytest.raises(ValueError, match=r"small.dcm: image of spatial size \(4, 3\) has 12 pixels, more than the 11"):
+        load_with(tmp_path / "small.dcm", max_pixels=11)

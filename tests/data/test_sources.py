@@ -57,6 +57,19 @@ def test_check_datalist_passes_good_items_and_names_the_bad_one(tmp_path):
             check_datalist([good, bad], "d.json [training]")
 
 
+def test_a_dicom_entry_takes_its_header_spacing_when_the_datalist_gives_none(tmp_path, write_dicom):
+    tagged = write_dicom(tmp_path / "tagged.dcm", np.zeros((6, 8)), PixelSpacing=[0.2, 0.1])
+    tagless = write_dicom(tmp_path / "tagless.dcm", np.zeros((6, 8)))
+    entry = {k: v for k, v in _item(tmp_path).items() if k != "spacing"}
+    assert check_datalist([{**entry, "image": str(tagged)}])[0]["spacing"] == [0.1, 0.2]  # (sx, sy)
+    assert check_datalist([{**entry, "image": str(tagged), "spacing": [0.3, 0.3]}])[0]["spacing"] == [0.3, 0.3]
+    with pytest.raises(DataFileError, match=r"d.json \[test\] entry 0 \(id '001', image '.*tagless.dcm'\): missing "
+                                            r"key 'spacing', and the DICOM header gives none \(.*none of the tags"):
+        check_datalist([{**entry, "image": str(tagless)}], "d.json [test]")
+    with pytest.raises(DataFileError, match=r"entry 0 .*001.png'\): missing key 'spacing' \(only a DICOM image"):
+        check_datalist([entry], "d.json [test]")
+
+
 def test_check_section_names_the_missing_or_empty_section():
     check_section({"training": [{}]}, "training")
     for datalist, state in (({"training": [{}], "validation": []}, "empty"), ({"training": [{}]}, "missing")):
@@ -104,6 +117,28 @@ def test_image_folder_items_take_dicom_spacing_and_need_it_otherwise(tmp_path, w
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):
         image_folder_datalist(tmp_path / "empty")
+
+
+def test_an_unreadable_dicom_header_fails_that_item_only(tmp_path, write_dicom):
+    """The item of a DICOM whose header cannot be read carries the reason; the tolerant loader reports it as
+    skipped without loading it, and loads the others."""
+    from monai.data import Dataset
+
+    from monai_ceph.data import FailureTolerantDataLoader
+    from monai_ceph.data.tolerant import FAILURE_KEY
+
+    write_dicom(tmp_path / "a.dcm", np.ones((6, 8)), PixelSpacing=[0.2, 0.1])
+    (tmp_path / "b.dcm").write_text("not a DICOM file")
+    write_dicom(tmp_path / "c.dcm", np.ones((6, 8)), PixelSpacing=[0.1, -0.1])
+    items = image_folder_datalist(tmp_path)  # no spacing needed: the bad ones fail alone
+    assert [(i["id"], i["spacing"]) for i in items] == [("a", [0.1, 0.2]), ("b", None), ("c", None)]
+    assert items[1][FAILURE_KEY].startswith("not a DICOM file (File is missing DICOM File Meta Information")
+    assert items[2][FAILURE_KEY] == (f"{tmp_path / 'c.dcm'} PixelSpacing: pixel spacing ('-0.1', '0.1') must be "
+                                     "finite and > 0 mm/pixel.")  # fmt: skip
+    loaded = []
+    loader = FailureTolerantDataLoader(Dataset(items, transform=lambda d: loaded.append(d["id"]) or d), batch_size=3)
+    assert [b["id"] for b in loader] == [["a"]] and loaded == ["a"]
+    assert loader.failures == [{"id": i["id"], "image": i["image"], "error": i[FAILURE_KEY]} for i in items[1:]]
 
 
 def test_image_folder_ids_are_unique_per_file(tmp_path, write_dicom):
