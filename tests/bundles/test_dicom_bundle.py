@@ -24,6 +24,7 @@ from monai_ceph.handlers import model_settings
 ISBI = get_landmark_set("isbi2015")
 TAG_SPACING = (0.25, 0.2)  # (sx, sy) mm/pixel; DICOM PixelSpacing is stored (row = y, column = x)
 GIVEN_SPACING = 0.3  # mm/pixel for the files without spacing tags
+FIELD_MM = 25.0  # the physical field of the model input, mm
 KINDS = {  # file suffix -> (photometric interpretation, stores the negative, has spacing tags)
     "m2_tags": ("MONOCHROME2", False, True),
     "m1_tags": ("MONOCHROME1", True, True),
@@ -38,7 +39,9 @@ def bundle(bundles_dir, tmp_path_factory):
     """A bundle root whose models/ hold a seeded random-weight model.pt and its model.json, at 32 x 32."""
     configs = bundles_dir / "cephres" / "configs"
     root = tmp_path_factory.mktemp("dicom_bundle")
-    override = {"bundle_root": str(root), "spatial_size": [32, 32], "batch_size": 1, "num_workers": 0}
+    # the physical-scale input at a field that fits these 16 x 16 mm (tags) and 19.2 x 24 mm (0.3 mm) images
+    override = {"bundle_root": str(root), "spatial_size": [32, 32], "batch_size": 1, "num_workers": 0,
+                "physical_field_mm": [FIELD_MM, FIELD_MM]}
     parser = ConfigParser()
     parser.read_config(str(configs / "train.json"))
     parser.update({**override, "landmark_set": ISBI.name})  # not from a datalist: nothing resolved, nothing written
@@ -48,7 +51,8 @@ def bundle(bundles_dir, tmp_path_factory):
     models = root / "models"
     models.mkdir()
     torch.save(network.state_dict(), models / "model.pt")
-    settings = model_settings(override["spatial_size"], ISBI.name, parser.get_parsed_content("codec"))
+    settings = model_settings(override["spatial_size"], ISBI.name, parser.get_parsed_content("codec"),
+                              parser.get_parsed_content("input_scaling"))
     (models / "model.json").write_text(json.dumps(settings))
     return configs, override
 
@@ -94,7 +98,8 @@ def read_reports(results, expected):
         np.testing.assert_allclose(report["spacing"], item["spacing"], rtol=1e-6)
         xy = np.array([[p["x"], p["y"]] for p in report["landmarks"]])
         assert xy.shape == (len(ISBI), 2) and np.isfinite(xy).all()
-        margin = np.array([64, 80]) / 32 / 2  # a random network may pick an edge pixel of the 32 x 32 input
+        # decoding stays inside the image; sub-pixel decoding of an edge pixel may reach one model pixel past it
+        margin = FIELD_MM / 32 / np.array(item["spacing"])
         assert (xy >= -0.5 - margin).all() and (xy <= np.array([64, 80]) - 0.5 + margin).all(), xy
         np.testing.assert_allclose([[p["x_mm"], p["y_mm"]] for p in report["landmarks"]], xy * item["spacing"],
                                    rtol=1e-6)  # fmt: skip
@@ -105,13 +110,14 @@ def read_reports(results, expected):
 
 
 def check_interpretation(points, ids):
-    """MONOCHROME1 gives the landmarks of MONOCHROME2 of the same pixels, with or without tags (at the same
-    pixels); the negative read as MONOCHROME2 does not."""
+    """MONOCHROME1 gives the landmarks of MONOCHROME2 of the same pixels and spacing, with or without tags; the
+    negative read as MONOCHROME2 does not. (The physical-scale input makes the landmarks depend on the spacing, so
+    the tagged and the tagless files are compared among themselves.)"""
     for image_id in ids:
-        reference = points[f"{image_id}_m2_tags"]
-        for kind in KINDS:
-            np.testing.assert_allclose(points[f"{image_id}_{kind}"], reference, atol=1e-4, err_msg=kind)
-        assert np.abs(points[f"{image_id}_{CONTROL}"] - reference).max() > 1.0
+        for tags in ("tags", "none"):
+            reference = points[f"{image_id}_m2_{tags}"]
+            np.testing.assert_allclose(points[f"{image_id}_m1_{tags}"], reference, atol=1e-4, err_msg=tags)
+        assert np.abs(points[f"{image_id}_{CONTROL}"] - points[f"{image_id}_m2_tags"]).max() > 1.0
 
 
 def test_evaluating_a_dicom_datalist(bundle, phantom_datalist, tmp_path, write_dicom):
