@@ -24,7 +24,8 @@ own pixels x its own spacing). A configuration is ``LABEL=WORKDIR`` (a workdir a
 writes it: ``models/model.pt``) plus bundle overlays after ``+``, e.g. ``paper=runs/isbi_cpu+fixed_size.json``
 for a model trained with the paper's fixed-size resize (the bundle's default input is the physical scale) or
 ``aug=runs/aug+scanner_augmentation.json`` (the overlay only matters for preprocessing at evaluation; the training
-recipe is the workdir's). The run refuses a configuration whose input scaling differs from the one the model's
+recipe is the workdir's), or ``two=runs/phys+local_train.json+two_stage_evaluate.json`` for the two-stage pipeline
+(the workdir's ``models/local/model.pt``). The run refuses a configuration whose input scaling differs from the one the model's
 ``model.json`` records. Without ``--model`` the ``--workdir`` model is evaluated with the bundle's default input.
 ``--physical-field-mm`` overrides the physical field (default: the bundle's, 200 x 250 mm). Prints one table.
 
@@ -193,6 +194,8 @@ def evaluate(label: str, workdir: Path, overlays, tta: bool, section: str, args,
     }
     if args.physical_field_mm is not None and "fixed_size.json" not in overlays:
         overrides["physical_field_mm"] = list(args.physical_field_mm)
+    if "local_train.json" in overlays:  # the two-stage pipeline: the workdir's local model beside its global one
+        overrides["local#ckpt_path"] = str(workdir / "models" / "local" / "model.pt")
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / f) for f in files], run_id="evaluating", **overrides
     )
