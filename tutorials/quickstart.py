@@ -144,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-dir", type=Path, default=None, help="the ISBI 2015 folder (default: "
                         "$MONAI_CEPH_ISBI_DIR, else ../shared/data/isbi2015)")
-    parser.add_argument("--out", type=Path, default=Path("tutorials/output/quickstart"),
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "quickstart",
                         help="folder for everything the tutorial writes (default: tutorials/output/quickstart)")
     parser.add_argument("--train", type=int, default=150, help="training images (default 150, all)")
     parser.add_argument("--validation", type=int, default=20, help="validation images, for model selection (default 20)")
