@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "quickstart",
                         help="folder for everything the tutorial writes (default: tutorials/output/quickstart)")
     parser.add_argument("--train", type=int, default=150, help="training images (default 150, all)")
-    parser.add_argument("--validation", type=int, default=20, help="validation images, for model selection (default 20)")
+    parser.add_argument("--validation", type=int, default=20, help="validation images (model selection; default 20)")
     parser.add_argument("--test", type=int, default=20, help="test images, for the evaluation (default 20)")
     parser.add_argument("--spatial-size", type=size, default=[288, 368],
                         help="model input x,y in pixels (default 288,368: half the paper's 576,736)")
