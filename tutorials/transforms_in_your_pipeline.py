@@ -1,6 +1,6 @@
 """Use monai_ceph's transforms in your own MONAI pipeline, on one real ISBI 2015 radiograph.
 
-    python tutorials/transforms_in_your_pipeline.py [--image-id 001] [--out overlay.png]
+    python tutorials/transforms_in_your_pipeline.py [--image-id 001] [--out PNG]
 
 1. A datalist item (image path, 19 landmarks in source pixels, spacing) goes through a plain MONAI ``Compose``:
    load, grey, landmark checks, resize to the model size carrying the landmarks, CLAHE, non-local means, heatmaps.
@@ -15,6 +15,7 @@ The data folder is ``$MONAI_CEPH_ISBI_DIR`` (default ``../shared/data/isbi2015``
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,10 +35,14 @@ from monai_ceph.transforms import (
 )
 
 
+OUTPUT = Path(__file__).resolve().parent / "output" / "transforms_in_your_pipeline"  # git-ignored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-id", default="001")
-    parser.add_argument("--out", default="tutorial_overlay.png")
+    parser.add_argument("--out", type=Path, default=OUTPUT / "overlay.png",
+                        help="the picture to write (default: tutorials/output/transforms_in_your_pipeline/overlay.png)")
     args = parser.parse_args()
 
     datalist = build_datalist(isbi_dir(), ground_truth="average")
@@ -78,6 +83,7 @@ def main() -> None:
     for (x, y), name in zip(sample["landmarks"].tolist(), ISBI2015.abbreviations):
         draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=(255, 40, 40))
         draw.text((x + 5, y - 5), name, fill=(255, 220, 0))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.out)
     print(f"preprocessed image with its landmarks: {args.out}")
 
