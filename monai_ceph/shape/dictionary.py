@@ -32,7 +32,30 @@ __all__ = [
 ]
 
 
-class LandmarkUncertaintyd(MapTransform):
+class _SourceUncertaintyd(MapTransform):
+    """Writes ``sigma_key`` / ``cov_key`` (source mm) from one key through ``transform(value, matrix, spacing)``,
+    with the item's model-to-source affine and source spacing: the shared body of the two transforms below."""
+
+    def __init__(self, keys, transform, what, sigma_key, cov_key, calibrated_key, ref_key, spacing_key,
+                 source_spacing, allow_missing_keys) -> None:  # fmt: skip
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"one {what} key writes one {sigma_key!r}; got keys {self.keys}.")
+        self.transform = transform
+        self.sigma_key, self.cov_key, self.calibrated_key = sigma_key, cov_key, calibrated_key
+        self.ref_key, self.spacing_key, self.source_spacing = ref_key, spacing_key, source_spacing
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            matrix, spacing = _model_to_source(self, d)
+            d[self.sigma_key], d[self.cov_key] = self.transform(d[key], matrix, spacing)
+            if self.calibrated_key is not None:
+                d[self.calibrated_key] = self.transform.calibration is not None
+        return d
+
+
+class LandmarkUncertaintyd(_SourceUncertaintyd):
     """Dictionary-based :class:`LandmarkUncertainty`: per-landmark uncertainty on the source image.
 
     Place it in the post-processing right after ``HeatmapToLandmarksd`` and before ``LandmarksToSourced`` (while
@@ -74,21 +97,9 @@ class LandmarkUncertaintyd(MapTransform):
         source_spacing: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if len(self.keys) != 1:
-            raise ValueError(f"one heatmap key writes one {sigma_key!r}; got keys {self.keys}.")
         self.uncertainty = LandmarkUncertainty(codec, logits, radius, calibration, background, landmark_set)
-        self.sigma_key, self.cov_key, self.calibrated_key = sigma_key, cov_key, calibrated_key
-        self.ref_key, self.spacing_key, self.source_spacing = ref_key, spacing_key, source_spacing
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            matrix, spacing = _model_to_source(self, d)
-            d[self.sigma_key], d[self.cov_key] = self.uncertainty(d[key], matrix, spacing)
-            if self.calibrated_key is not None:
-                d[self.calibrated_key] = self.uncertainty.calibration is not None
-        return d
+        super().__init__(keys, self.uncertainty, "heatmap", sigma_key, cov_key, calibrated_key, ref_key, spacing_key,
+                         source_spacing, allow_missing_keys)
 
 
 LandmarkUncertaintyD = LandmarkUncertaintyDict = LandmarkUncertaintyd
@@ -106,7 +117,7 @@ def _model_to_source(transform, d: Mapping) -> tuple[torch.Tensor, torch.Tensor]
     return matrix, spacing
 
 
-class CovarianceToSourced(MapTransform):
+class CovarianceToSourced(_SourceUncertaintyd):
     """Dictionary-based :class:`CovarianceToSource`: ``sigma_mm`` and ``cov_mm`` on the source image from a
     covariance the inferer gives in model-input pixels, e.g. the two-stage inferer's ``pred_covariance``.
 
@@ -138,21 +149,9 @@ class CovarianceToSourced(MapTransform):
         source_spacing: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if len(self.keys) != 1:
-            raise ValueError(f"one covariance key writes one {sigma_key!r}; got keys {self.keys}.")
         self.to_source = CovarianceToSource(calibration, landmark_set)
-        self.sigma_key, self.cov_key, self.calibrated_key = sigma_key, cov_key, calibrated_key
-        self.ref_key, self.spacing_key, self.source_spacing = ref_key, spacing_key, source_spacing
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            matrix, spacing = _model_to_source(self, d)
-            d[self.sigma_key], d[self.cov_key] = self.to_source(d[key], matrix, spacing)
-            if self.calibrated_key is not None:
-                d[self.calibrated_key] = self.to_source.calibration is not None
-        return d
+        super().__init__(keys, self.to_source, "covariance", sigma_key, cov_key, calibrated_key, ref_key, spacing_key,
+                         source_spacing, allow_missing_keys)
 
 
 CovarianceToSourceD = CovarianceToSourceDict = CovarianceToSourced
