@@ -200,9 +200,10 @@ class LandmarkDetector:
             except Exception as e:
                 _raise_unreadable(batch, e)
                 raise
-            for failure in getattr(loader, "failures", []):  # a tolerant loader skipped it: the caller asked for it
+            failures = getattr(loader, "failures", [])  # a tolerant loader skipped it: the caller asked for it
+            if failures:
                 raise ValueError(
-                    f"{failure['image']}: cannot read this image ({failure['error']}); "
+                    f"{failures[0]['image']}: cannot read this image ({failures[0]['error']}); "
                     "pass a DICOM, PNG, JPEG or BMP radiograph."
                 )
         order = {d["id"]: i for i, d in enumerate(items)}

@@ -39,7 +39,8 @@ def _translation(offset) -> torch.Tensor:
 
 def _through(cov: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """``(K, 2, 2)`` covariances in each landmark's patch (or canvas) pixels -> image pixels, ``A cov A^T``."""
-    return torch.stack([covariance_to_source(c, m) for c, m in zip(cov, matrices)])
+    a = matrices[..., :2, :2].to(torch.float64)
+    return a @ cov.to(torch.float64) @ a.transpose(-1, -2)
 
 
 class LandmarkRefiner:
@@ -253,7 +254,7 @@ class TwoStageInferer(Inferer):
             local_to_model = torch.linalg.inv(model_to_local)
             refined.append(transform_points(out["landmarks"], local_to_model))
             confidence.append(out["confidence"])
-            covariance.append(torch.stack([covariance_to_source(c, local_to_model) for c in out["covariance"]]))
+            covariance.append(covariance_to_source(out["covariance"], local_to_model))  # (K, 2, 2): one affine
             outside.append(out["outside"])
         device = coarse.device
         return {
