@@ -187,8 +187,6 @@ def main() -> None:
         "spatial_size": list(args.spatial_size),
         "num_workers": 1,
     }
-    if args.two_stage:
-        common["local#exploration"] = args.exploration
     train_overrides = {
         **common,
         "max_epochs": 1000,
@@ -229,10 +227,11 @@ def main() -> None:
             raise SystemExit(f"the global stage used the whole {budget} min budget; nothing left for the local stage.")
         line_local = train(LOCAL, overlays, train_overrides, local_minutes, "local ")
         trained = f"{line_global}; {line_local}; total {(time.perf_counter() - start) / 60:.1f} min"
-    rows = evaluate_sections(TWO_STAGE_EVALUATE, overlays, common,
+    two_stage = {**common, "local#exploration": args.exploration}  # local# exists only with local_train.json
+    rows = evaluate_sections(TWO_STAGE_EVALUATE, overlays, two_stage,
                              {"global": "coarse_radial_error", "two_stage": "radial_error"})
     inference = {"global": time_inference(["inference.json"], overlays, common, timing_items),
-                 "two_stage": time_inference(TWO_STAGE_INFERENCE, overlays, common, timing_items)}
+                 "two_stage": time_inference(TWO_STAGE_INFERENCE, overlays, two_stage, timing_items)}
     result = {"mode": "two-stage", "trained": trained, "minutes": budget, "global_fraction": args.global_fraction,
               "overlays": overlays, "exploration": args.exploration,
               "rows": {name: {"sections": rows[name], "inference": inference[name]} for name in rows}}
