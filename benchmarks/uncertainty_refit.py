@@ -1,16 +1,22 @@
 """Calibrated per-landmark uncertainty, shape-constrained refinement and interactive re-fit on ISBI 2015.
 
     python benchmarks/uncertainty_refit.py [--workdir DIR] [--spatial-size 160 200] [--out DIR] [--cache-dir DIR] [--reuse]
+    python benchmarks/uncertainty_refit.py --workdir DIR --from-eval EVAL_DIR   # e.g. the two-stage pipeline's outputs
 
 Needs a trained model as ``benchmarks/isbi_cpu.py`` leaves it: ``DIR/models/model.pt`` and ``DIR/datalist.json``
 (sections ``training``, ``validation`` (the model-selection images), ``test1``, ``test2``; averaged ground truth).
 The bundle's own evaluation configs (train.json + evaluate.json, unchanged but for the overrides below) run the
 network on each section with ``monai_ceph.shape.LandmarkUncertaintyd`` inserted after ``HeatmapToLandmarksd``; the
-predictions, ground truth and heatmap covariances (source mm) are kept in ``OUT/predictions_<section>.npz``
-(``--reuse`` reads them back instead of running the network). Then, with no network:
+predictions, ground truth, heatmap covariances (source mm) and peak confidences are kept in
+``OUT/predictions_<section>.npz`` (``--reuse`` reads them back instead of running the network). ``--from-eval DIR``
+reads them instead from the landmark JSON files a bundle evaluation wrote, ``DIR/<section>/landmarks/*.json``, run
+without a calibration file (any pipeline: the two-stage one's ``evaluating`` with ``--output_dir DIR`` and
+``--eval_section`` validation, test1, test2). Then, with no network:
 
-- the shape model is fitted on the ``training`` section (mm), the uncertainty calibration (one scale per landmark,
-  95 % quantile) on the ``validation`` section; both are saved to ``OUT``;
+- the shape model is fitted on the ``training`` section (mm), the uncertainty calibration (a scale per landmark
+  shrunk towards the pooled one, the power of the peak confidence, and a common 95 % quantile level:
+  ``UncertaintyCalibration.fit``'s defaults, as the bundle's ``calibrating`` run) on the ``validation`` section;
+  both are saved to ``OUT``;
 - uncertainty: Spearman rho between calibrated ``sigma_mm`` and the radial error over all points of a section, the
   MRE of the 10 % most and least certain points, the share of errors inside the predicted 95 % ellipse;
 - refinement: MRE, SDR@4 mm and the largest error of the network's points with and without ``ShapeModel.refine``;
@@ -72,7 +78,7 @@ def predict(workdir: Path, datalist: Path, out: Path, section: str, spatial_size
         **{"validate#postprocessing#transforms": POSTPROCESSING},
     )
     workflow.initialize()
-    rows = {"ids": [], "pred": [], "truth": [], "cov": []}
+    rows = {"ids": [], "pred": [], "truth": [], "cov": [], "confidence": []}
 
     def collect(engine):
         for b, o in zip(engine.state.batch, engine.state.output):
@@ -81,6 +87,7 @@ def predict(workdir: Path, datalist: Path, out: Path, section: str, spatial_size
             rows["pred"].append(np.asarray(o["pred_landmarks"].cpu(), dtype=np.float64) * spacing)
             rows["truth"].append(np.asarray(torch.as_tensor(b["landmarks"]).cpu(), dtype=np.float64) * spacing)
             rows["cov"].append(np.asarray(o["cov_mm"].cpu(), dtype=np.float64))
+            rows["confidence"].append(np.asarray(o["pred_confidence"].cpu(), dtype=np.float64))
 
     from ignite.engine import Events
 
@@ -90,6 +97,29 @@ def predict(workdir: Path, datalist: Path, out: Path, section: str, spatial_size
     arrays = {k: np.asarray(v) for k, v in rows.items()}
     np.savez(out / f"predictions_{section}.npz", **arrays)
     return arrays
+
+
+def read_evaluation(eval_dir: Path, section: str) -> dict[str, np.ndarray]:
+    """Points, ground truth, covariances (source mm) and confidences from a bundle evaluation's landmark JSONs."""
+    files = sorted((eval_dir / section / "landmarks").glob("*.json"))
+    if not files:
+        raise SystemExit(f"--from-eval: no landmark JSON files in {eval_dir / section / 'landmarks'}.")
+    rows = {"ids": [], "pred": [], "truth": [], "cov": [], "confidence": []}
+
+    def mm(entry, *keys):
+        return [np.nan if entry.get(k) is None else float(entry[k]) for k in keys]
+
+    for file in files:
+        content = json.loads(file.read_text())
+        if content.get("uncertainty", {}).get("calibrated"):
+            raise SystemExit(f"--from-eval: {file} holds calibrated covariances; evaluate without a calibration file.")
+        points = content["landmarks"]
+        rows["ids"].append(str(content["id"]))
+        rows["pred"].append([mm(p, "x_mm", "y_mm") for p in points])
+        rows["truth"].append([mm(p, "gt_x_mm", "gt_y_mm") for p in points])
+        rows["cov"].append([np.reshape(mm(p, "cov_xx_mm", "cov_xy_mm", "cov_xy_mm", "cov_yy_mm"), (2, 2)) for p in points])
+        rows["confidence"].append([mm(p, "confidence")[0] for p in points])
+    return {k: np.asarray(v) for k, v in rows.items()}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -106,8 +136,13 @@ def sdr(errors: np.ndarray, t: float = 4.0) -> float:
     return float((errors <= t).mean() * 100)
 
 
+def calibrated(d, calibration) -> np.ndarray:
+    """The section's covariances through the calibration (with the points' confidence when it has a power)."""
+    return calibration(d["cov"], d.get("confidence"))
+
+
 def uncertainty_rows(d, calibration) -> dict[str, float]:
-    cov = calibration(d["cov"])
+    cov = calibrated(d, calibration)
     sigma = np.sqrt(np.trace(cov, axis1=-2, axis2=-1) / 2).reshape(-1)
     err = radial(d["pred"], d["truth"]).reshape(-1)
     order = np.argsort(sigma)
@@ -122,7 +157,7 @@ def uncertainty_rows(d, calibration) -> dict[str, float]:
 
 
 def refinement_rows(d, model: ShapeModel, calibration, rng) -> dict[str, float]:
-    cov = calibration(d["cov"])
+    cov = calibrated(d, calibration)
     refined, flags = zip(*(model.refine(p, c) for p, c in zip(d["pred"], cov)))
     before, after = radial(d["pred"], d["truth"]), radial(np.stack(refined), d["truth"])
     rows = {
@@ -152,27 +187,26 @@ def refinement_rows(d, model: ShapeModel, calibration, rng) -> dict[str, float]:
 
 
 def interactive_rows(d, model: ShapeModel, calibration, max_k: int = 5) -> dict[str, tuple[float, float]]:
-    sigma = np.sqrt(np.trace(calibration(d["cov"]), axis1=-2, axis2=-1) / 2)
+    sigma = np.sqrt(np.trace(calibrated(d, calibration), axis1=-2, axis2=-1) / 2)
     plain = np.zeros((max_k + 1, 2))  # sum of untouched errors, count
     fitted = np.zeros((max_k + 1, 2))
     for p, s, t in zip(d["pred"], sigma, d["truth"]):
         for refit, acc in ((False, plain), (True, fitted)):
-            current, fixed = p.copy(), []
+            current, fixed = p.copy(), []  # the network's points, the corrected ones replaced by the truth
             for k in range(max_k + 1):
                 estimate = model.refit(current, fixed, s) if refit else current
                 untouched = np.setdiff1d(np.arange(len(p)), fixed)
                 err = radial(estimate[untouched], t[untouched])
                 acc[k] += (err.sum(), len(err))
                 worst = int(untouched[np.argmax(err)])
-                current = estimate.copy() if refit else current
-                current[worst] = t[worst]
+                current[worst] = t[worst]  # the evidence of the others stays the network's, as in the app
                 fixed.append(worst)
     return {f"k = {k}: untouched MRE without / with re-fit (mm)": (plain[k, 0] / plain[k, 1], fitted[k, 0] / fitted[k, 1])
             for k in range(max_k + 1)}
 
 
 def refit_time_ms(model: ShapeModel, d, calibration) -> float:
-    sigma = np.sqrt(np.trace(calibration(d["cov"][0]), axis1=-2, axis2=-1) / 2)
+    sigma = np.sqrt(np.trace(calibrated(d, calibration)[0], axis1=-2, axis2=-1) / 2)
     times = []
     for _ in range(200):
         start = time.perf_counter()
@@ -196,6 +230,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="preprocessing cache (default: the bundle's, WORKDIR/cache/<size>)")
     parser.add_argument("--reuse", action="store_true", help="read OUT/predictions_<section>.npz instead of inferring")
+    parser.add_argument("--from-eval", type=Path, default=None, metavar="EVAL_DIR",
+                        help="read EVAL_DIR/<section>/landmarks/*.json (an uncalibrated bundle evaluation)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images of Test1 and Test2")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num-workers", type=int, default=1)
@@ -214,16 +250,21 @@ def main() -> None:
     data = {}
     for section in SECTIONS:
         file = out / f"predictions_{section}.npz"
-        data[section] = dict(np.load(file)) if args.reuse else predict(
-            args.workdir, datalist_file, out, section, args.spatial_size, args.num_workers, args.cache_dir
-        )
+        if args.from_eval:
+            data[section] = read_evaluation(args.from_eval, section)
+            np.savez(file, **data[section])
+        elif args.reuse:
+            data[section] = dict(np.load(file))
+        else:
+            data[section] = predict(args.workdir, datalist_file, out, section, args.spatial_size, args.num_workers,
+                                    args.cache_dir)
 
     shapes, name = datalist_shapes(datalist["training"], "training")
     model = ShapeModel.fit(shapes, landmark_set=name)
     model.save(out / "shape_model.json")
     val = data["validation"]
     calibration = UncertaintyCalibration.fit(val["pred"] - val["truth"], val["cov"], method="quantile",
-                                             landmark_set=name)
+                                             landmark_set=name, confidence=val.get("confidence"))
     calibration.save(out / "uncertainty_calibration.json")
 
     table: dict[str, dict[str, str]] = {}
@@ -239,9 +280,11 @@ def main() -> None:
     n = {s: len(data[s]["ids"]) for s in SECTIONS}
     W, H = args.spatial_size
     print()
-    print(f"ISBI 2015 uncertainty / shape / re-fit: model {args.workdir / 'models' / 'model.pt'} (input {H}x{W} HxW), "
-          f"shape model from {len(shapes)} training shapes ({len(model.variances)} modes), calibration on "
-          f"{n['validation']} validation images; averaged ground truth; {platform.machine()} CPU x{args.threads}")
+    source = f"the evaluation in {args.from_eval}" if args.from_eval else (
+        f"model {args.workdir / 'models' / 'model.pt'} (input {H}x{W} HxW)")
+    print(f"ISBI 2015 uncertainty / shape / re-fit: {source}, shape model from {len(shapes)} training shapes "
+          f"({len(model.variances)} modes), calibration on {n['validation']} validation images (confidence power "
+          f"{calibration.confidence_power:g}); averaged ground truth; {platform.machine()} CPU x{args.threads}")
     print(f"| measure | Test1 ({n['test1']}) | Test2 ({n['test2']}) | goal |")
     print("|---|---|---|---|")
     goals = {"Spearman rho (sigma_mm vs radial error)": ">= 0.4 on Test1 (published 0.14)",

@@ -137,7 +137,7 @@ class EvaluationReport:
         gathered = None if self.records is None else self.records.gathered()  # every rank takes part
         if gathered is not None:
             calibrated = self.records.calibrated  # type: ignore[union-attr]
-            block = uncertainty_summary(*gathered, self.coverage, self.landmark_set)
+            block = uncertainty_summary(*gathered[:2], self.coverage, self.landmark_set)
             summary["uncertainty"] = {"calibrated": next(iter(calibrated)) if len(calibrated) == 1 else None, **block}
         if idist.get_rank() == self.save_rank:
             self.write(summary)

@@ -58,14 +58,16 @@ def uncertainty_summary(errors, cov, coverage: float = 0.95, landmark_set: str |
 
 
 class UncertaintyRecords:
-    """Per-image errors ``(K, 2)`` (mm) and predicted covariances ``(K, 2, 2)`` (mm^2) of decollated output items.
+    """Per-image errors ``(K, 2)`` (mm), predicted covariances ``(K, 2, 2)`` (mm^2) and peak confidences ``(K,)``
+    of decollated output items.
 
     An item contributes when it has ``cov_key`` and ground truth ``label_key``; the error is ``(pred - truth) *
-    spacing`` in source mm (NaN where either is missing). :meth:`gathered` stacks those of every rank.
+    spacing`` in source mm (NaN where either is missing), the confidence NaN when the item has no
+    ``confidence_key``. :meth:`gathered` stacks those of every rank.
 
     Args:
-        pred_key, label_key, spacing_key, cov_key, calibrated_key: keys of the output items (source pixels,
-            source spacing, covariance in source mm, whether it is calibrated).
+        pred_key, label_key, spacing_key, cov_key, calibrated_key, confidence_key: keys of the output items (source
+            pixels, source spacing, covariance in source mm, whether it is calibrated, the points' confidence).
     """
 
     def __init__(
@@ -75,14 +77,16 @@ class UncertaintyRecords:
         spacing_key: str = "spacing",
         cov_key: str = "cov_mm",
         calibrated_key: str | None = "uncertainty_calibrated",
+        confidence_key: str | None = "pred_confidence",
     ) -> None:
         self.pred_key, self.label_key, self.spacing_key = pred_key, label_key, spacing_key
-        self.cov_key, self.calibrated_key = cov_key, calibrated_key
+        self.cov_key, self.calibrated_key, self.confidence_key = cov_key, calibrated_key, confidence_key
         self.reset()
 
     def reset(self) -> None:
         self.errors: list[np.ndarray] = []
         self.cov: list[np.ndarray] = []
+        self.confidence: list[np.ndarray] = []
         self.calibrated: set[bool] = set()
 
     def add(self, item: Mapping) -> bool:
@@ -94,39 +98,46 @@ class UncertaintyRecords:
         cov = item_covariance(item, self.cov_key, len(pred))
         self.errors.append((pred - gt) * spacing)
         self.cov.append(cov)
+        has_confidence = self.confidence_key is not None and item.get(self.confidence_key) is not None
+        self.confidence.append(item_points(item, self.confidence_key, ndim=1) if has_confidence
+                               else np.full(len(pred), np.nan))
         if self.calibrated_key is not None and item.get(self.calibrated_key) is not None:
             self.calibrated.add(bool(item[self.calibrated_key]))
         return True
 
-    def gathered(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(errors (N, K, 2), cov (N, K, 2, 2))`` of every rank, or None when no rank recorded any."""
+    def gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(errors (N, K, 2), cov (N, K, 2, 2), confidence (N, K))`` of every rank, or None when no rank
+        recorded any."""
         rows = np.zeros((0, 0))
         if self.errors:
-            errors, cov = np.stack(self.errors), np.stack(self.cov)
-            rows = np.concatenate([errors, cov.reshape(*cov.shape[:2], 4)], -1).reshape(len(errors), -1)
+            errors, cov, confidence = np.stack(self.errors), np.stack(self.cov), np.stack(self.confidence)
+            rows = np.concatenate([errors, cov.reshape(*cov.shape[:2], 4), confidence[..., None]], -1)
+            rows = rows.reshape(len(errors), -1)
         if idist.get_world_size() > 1:
             width = max(idist.all_gather(rows.shape[1]))
             rows = rows if rows.shape[1] == width else np.zeros((0, width))
             rows = evenly_divisible_all_gather(torch.as_tensor(rows), concat=True).cpu().numpy()
         if len(rows) == 0:
             return None
-        rows = rows.reshape(len(rows), -1, 6)
-        return rows[..., :2], rows[..., 2:].reshape(*rows.shape[:2], 2, 2)
+        rows = rows.reshape(len(rows), -1, 7)
+        return rows[..., :2], rows[..., 2:6].reshape(*rows.shape[:2], 2, 2), rows[..., 6]
 
 
 class UncertaintyCalibrationSaver(ItemHandler):
     """
-    Fit an :class:`~monai_ceph.shape.UncertaintyCalibration` (one scale per landmark) on the predicted covariances
-    and actual errors of an evaluation run, and save it when the engine COMPLETES (``save_rank`` only), e.g. as
+    Fit an :class:`~monai_ceph.shape.UncertaintyCalibration` (one scale per landmark, and the power of the points'
+    peak confidence when the items carry ``confidence_key``) on the predicted covariances and actual errors of an
+    evaluation run, and save it when the engine COMPLETES (``save_rank`` only), e.g. as
     ``models/uncertainty_calibration.json`` beside the model. The post-processing must give uncalibrated covariances
     (``LandmarkUncertaintyd`` without a calibration); items with a calibrated one are refused.
 
     Args:
         filename: the JSON to write.
         landmark_set: recorded in the file (the model's landmark set).
-        method, coverage: as :meth:`UncertaintyCalibration.fit` (``"quantile"``: a share ``coverage`` of the errors
-            inside their ``coverage`` ellipse).
+        method, coverage, shrinkage: as :meth:`UncertaintyCalibration.fit` (``"quantile"``: a share ``coverage`` of
+            the errors inside their ``coverage`` ellipse; ``shrinkage``: the pooled scale's weight in points).
         pred_key, label_key, spacing_key, cov_key, calibrated_key: as :class:`UncertaintyRecords`.
+        confidence_key: the points' peak confidence (``None``: a calibration without a confidence term).
         save_rank: the rank that writes the file.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
         name: identifier of logging.logger to use, defaulting to ``engine.logger``.
@@ -138,11 +149,13 @@ class UncertaintyCalibrationSaver(ItemHandler):
         landmark_set: str | LandmarkSet | None = "isbi2015",
         method: str = "quantile",
         coverage: float = 0.95,
+        shrinkage: float = 40.0,
         pred_key: str = "pred_landmarks",
         label_key: str = "landmarks",
         spacing_key: str = "spacing",
         cov_key: str = "cov_mm",
         calibrated_key: str | None = "uncertainty_calibrated",
+        confidence_key: str | None = "pred_confidence",
         save_rank: int = 0,
         output_transform: Callable = lambda x: x,
         name: str | None = None,
@@ -150,8 +163,8 @@ class UncertaintyCalibrationSaver(ItemHandler):
         super().__init__(output_transform, name)
         self.filename = filename
         self.landmark_set = None if landmark_set is None else get_landmark_set(landmark_set).name
-        self.method, self.coverage, self.save_rank = method, coverage, save_rank
-        self.records = UncertaintyRecords(pred_key, label_key, spacing_key, cov_key, calibrated_key)
+        self.method, self.coverage, self.shrinkage, self.save_rank = method, coverage, float(shrinkage), save_rank
+        self.records = UncertaintyRecords(pred_key, label_key, spacing_key, cov_key, calibrated_key, confidence_key)
         self.calibration: UncertaintyCalibration | None = None
 
     def attach(self, engine) -> None:
@@ -174,11 +187,13 @@ class UncertaintyCalibrationSaver(ItemHandler):
         gathered = self.records.gathered()
         if gathered is None:
             raise RuntimeError(f"{type(self).__name__}: no item with a covariance and ground truth to fit on.")
-        errors, cov = gathered
-        self.calibration = UncertaintyCalibration.fit(errors, cov, self.method, self.coverage, self.landmark_set)
+        errors, cov, confidence = gathered
+        confidence = confidence if np.isfinite(confidence).any() else None
+        self.calibration = UncertaintyCalibration.fit(errors, cov, self.method, self.coverage, self.landmark_set,
+                                                      confidence, self.shrinkage)
         if idist.get_rank() == self.save_rank:
             path = self.calibration.save(self.filename)
-            summary = uncertainty_summary(errors, self.calibration(cov), self.coverage)
+            summary = uncertainty_summary(errors, self.calibration(cov, confidence), self.coverage)
             self.logger.info(f"uncertainty calibration on {len(errors)} images saved to {path}: {self.calibration}; "
                              f"{summary['ellipse_coverage_percent']:.1f} % of the errors inside the "
                              f"{100 * self.coverage:g} % ellipse.")

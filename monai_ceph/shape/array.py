@@ -54,12 +54,13 @@ class CovarianceToSource(Transform):
                                  f"landmark set, the model predicts {name!r}.")
         self.calibration = calibration
 
-    def __call__(self, cov: NdarrayOrTensor, matrix, spacing) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
+    def __call__(self, cov: NdarrayOrTensor, matrix, spacing, confidence=None) -> tuple[NdarrayOrTensor, ...]:
         """
         Args:
             cov: ``(K, 2, 2)`` covariances in model-input pixels.
             matrix: ``(3, 3)`` model-input pixels -> source pixels.
             spacing: ``(2,)`` source spacing, mm/pixel.
+            confidence: ``(K,)`` the points' peak confidence; needed by a calibration with a confidence power.
 
         Returns:
             ``(sigma_mm, cov_mm)``, ``(K,)`` and ``(K, 2, 2)``, float32 of ``cov``'s type.
@@ -69,7 +70,7 @@ class CovarianceToSource(Transform):
             raise ValueError(f"covariances must have shape (K, 2, 2), got {tuple(c.shape)}.")
         out = covariance_to_source(c.detach().cpu().to(torch.float64), matrix, spacing)
         if self.calibration is not None:
-            out = self.calibration(out)
+            out = self.calibration(out, None if confidence is None else torch.as_tensor(confidence).reshape(-1))
         sigma, *_ = convert_to_dst_type(covariance_sigma(out), cov, dtype=torch.float32)
         out, *_ = convert_to_dst_type(out, cov, dtype=torch.float32)
         return sigma, out
@@ -81,7 +82,8 @@ class LandmarkUncertainty(Transform):
     Each channel's peak is decoded with the codec, its :func:`heatmap_covariance` taken around it (heatmap
     pixels), scaled to model-input pixels by the codec's stride, mapped to source pixels through ``matrix`` (the
     model-to-source affine the landmarks go through, :func:`~monai_ceph.transforms.model_to_source_affine`),
-    then to mm with the source spacing, and finally calibrated.
+    then to mm with the source spacing, and finally calibrated (with the decoded peak's confidence, for a
+    calibration that uses it).
 
     Args:
         codec: the bundle's :class:`GaussianHeatmapCodec` (default: the default codec).
@@ -122,10 +124,10 @@ class LandmarkUncertainty(Transform):
         hm = torch.as_tensor(heatmap).as_subclass(torch.Tensor)
         if hm.ndim != 3:
             raise ValueError(f"heatmap must have shape (K, h0, h1), got {tuple(hm.shape)}.")
-        points, _ = self.codec.decode(hm, logits=self.logits)
+        points, confidence = self.codec.decode(hm, logits=self.logits)
         peaks = self.codec.to_heatmap_coords(points.to(torch.float64))
         cov = heatmap_covariance(hm, peaks, self.radius, logits=self.logits, background=self.background)
-        sigma, cov = self.to_source(cov.to(torch.float64) * self.codec.stride**2, matrix, spacing)
+        sigma, cov = self.to_source(cov.to(torch.float64) * self.codec.stride**2, matrix, spacing, confidence)
         sigma, *_ = convert_to_dst_type(sigma, heatmap, dtype=torch.float32)
         cov, *_ = convert_to_dst_type(cov, heatmap, dtype=torch.float32)
         return sigma, cov

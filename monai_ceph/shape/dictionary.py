@@ -37,8 +37,9 @@ class _SourceUncertaintyd(MapTransform):
     with the item's model-to-source affine and source spacing: the shared body of the two transforms below."""
 
     def __init__(self, keys, transform, what, sigma_key, cov_key, calibrated_key, ref_key, spacing_key,
-                 source_spacing, allow_missing_keys) -> None:  # fmt: skip
+                 source_spacing, allow_missing_keys, confidence_key=None) -> None:  # fmt: skip
         super().__init__(keys, allow_missing_keys)
+        self.confidence_key = confidence_key
         if len(self.keys) != 1:
             raise ValueError(f"one {what} key writes one {sigma_key!r}; got keys {self.keys}.")
         self.transform = transform
@@ -49,10 +50,21 @@ class _SourceUncertaintyd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             matrix, spacing = _model_to_source(self, d)
-            d[self.sigma_key], d[self.cov_key] = self.transform(d[key], matrix, spacing)
+            extra = () if self.confidence_key is None else (self._confidence(d),)
+            d[self.sigma_key], d[self.cov_key] = self.transform(d[key], matrix, spacing, *extra)
             if self.calibrated_key is not None:
                 d[self.calibrated_key] = self.transform.calibration is not None
         return d
+
+    def _confidence(self, d: Mapping):
+        """The points' confidence, for a calibration that scales by it (None otherwise)."""
+        calibration = self.transform.calibration
+        if calibration is None or not calibration.uses_confidence:
+            return d.get(self.confidence_key)
+        if self.confidence_key not in d:
+            raise KeyError(f"{type(self).__name__}: the calibration scales by the points' confidence, but key "
+                           f"{self.confidence_key!r} is not in the data (keys: {list(d)}).")
+        return d[self.confidence_key]
 
 
 class LandmarkUncertaintyd(_SourceUncertaintyd):
@@ -132,6 +144,8 @@ class CovarianceToSourced(_SourceUncertaintyd):
         sigma_key, cov_key, calibrated_key, ref_key, spacing_key, source_spacing, allow_missing_keys: as
             :class:`LandmarkUncertaintyd`.
         calibration, landmark_set: as :class:`CovarianceToSource`.
+        confidence_key: the points' ``(K,)`` peak confidence, read when the calibration scales by it (default
+            ``"pred_confidence"``, where the two-stage inferer puts it).
     """
 
     backend = CovarianceToSource.backend
@@ -148,10 +162,11 @@ class CovarianceToSourced(_SourceUncertaintyd):
         spacing_key: str = "spacing",
         source_spacing: bool = False,
         allow_missing_keys: bool = False,
+        confidence_key: str = "pred_confidence",
     ) -> None:
         self.to_source = CovarianceToSource(calibration, landmark_set)
         super().__init__(keys, self.to_source, "covariance", sigma_key, cov_key, calibrated_key, ref_key, spacing_key,
-                         source_spacing, allow_missing_keys)
+                         source_spacing, allow_missing_keys, confidence_key)
 
 
 CovarianceToSourceD = CovarianceToSourceDict = CovarianceToSourced

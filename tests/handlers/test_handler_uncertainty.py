@@ -172,13 +172,20 @@ def test_calibration_saver_fits_and_saves(tmp_path):
             "cov_mm": torch.as_tensor(covariances([0.1, 0.1], [0.1, 0.1])),
             "uncertainty_calibrated": False,
         })
-    saver = UncertaintyCalibrationSaver(tmp_path / "models" / "calibration.json", landmark_set=None, method="mle")
+    saver = UncertaintyCalibrationSaver(tmp_path / "models" / "calibration.json", landmark_set=None, method="mle",
+                                        shrinkage=0)
     record_engine(items, [saver])
     m = np.array([(i + 1) ** 2 for i in range(10)], float)
-    expected = [math.sqrt(m.mean() / 2), math.sqrt(4.0 / 2)]  # landmark 2: 0.2 mm off in y each time -> m = 4
+    own = np.array([m.mean() / 2, 4.0 / 2])  # landmark 2: 0.2 mm off in y each time -> m = 4
     loaded = UncertaintyCalibration.load(tmp_path / "models" / "calibration.json")
-    np.testing.assert_allclose(loaded.scales, expected, rtol=1e-9)
-    np.testing.assert_allclose(saver.calibration.scales, expected, rtol=1e-9)
+    np.testing.assert_allclose(loaded.scales, np.sqrt(own), rtol=1e-9)
+    np.testing.assert_allclose(saver.calibration.scales, np.sqrt(own), rtol=1e-9)
+    assert loaded.confidence_power == 0  # the items carry no confidence
+    # the default: each landmark's 10 errors shrunk towards the pooled scale with the weight of 40
+    shrunk = UncertaintyCalibrationSaver(tmp_path / "shrunk.json", landmark_set=None, method="mle")
+    record_engine(items, [shrunk])
+    pooled = (m.sum() + 40.0) / 20 / 2
+    np.testing.assert_allclose(shrunk.calibration.scales, np.sqrt((10 * own + 40 * pooled) / 50), rtol=1e-9)
 
 
 def test_calibration_saver_refuses_calibrated_or_missing_covariances(tmp_path):

@@ -15,7 +15,7 @@ import torch
 
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai_ceph.data import get_landmark_set, write_phantom_dataset
-from monai_ceph.shape import ShapeModel, UncertaintyCalibration
+from monai_ceph.shape import ShapeModel, UncertaintyCalibration, confidence_factor
 
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "cephres" / "configs"
 ISBI = get_landmark_set("isbi2015")
@@ -91,7 +91,9 @@ def test_calibrating_then_inference_with_sigma(bundle):
     after = inference_records(bundle)
     for image_id, (record, _) in after.items():
         assert record["uncertainty"]["calibrated"] is True
-        np.testing.assert_allclose(sigma_of(record), sigma_of(before[image_id][0]) * calibration.scales, rtol=1e-4)
+        confidence = [float(r["confidence"]) for r in record["landmarks"]]  # the calibration's power of 1 - peak
+        factor = calibration.scales * confidence_factor(confidence, calibration.confidence_power)
+        np.testing.assert_allclose(sigma_of(record), sigma_of(before[image_id][0]) * factor, rtol=1e-4)
         points = [[r["x"], r["y"]] for r in record["landmarks"]]
         np.testing.assert_allclose(points, [[r["x"], r["y"]] for r in before[image_id][0]["landmarks"]], atol=1e-5)
 
