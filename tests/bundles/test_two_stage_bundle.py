@@ -171,7 +171,7 @@ def test_two_stage_uncertainty_is_written_and_calibrated(phantom_run, configs):
     """Every refined point gets sigma_mm and its covariance from the local heatmap; the calibrating run of
     shape.json on the two-stage overlays fits the two-stage calibration beside the local model (the global one's
     is untouched), and evaluation then reports calibrated sigmas scaled by it, and shape refinement applies."""
-    from monai_ceph.shape import ShapeModel, UncertaintyCalibration, datalist_shapes
+    from monai_ceph.shape import ShapeModel, UncertaintyCalibration, confidence_factor, datalist_shapes
 
     models = phantom_run.root / "models"
     with open(phantom_run.datalist_file) as f:
@@ -211,7 +211,9 @@ def test_two_stage_uncertainty_is_written_and_calibrated(phantom_run, configs):
     run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **override)
     records, calibrated = sigmas(output_dir / "test" / "landmarks")
     assert all(r["uncertainty"]["calibrated"] is True for r in records)
-    np.testing.assert_allclose(calibrated, raw * calibration.scales, rtol=1e-4)
+    confidence = np.array([[float(p["confidence"]) for p in r["landmarks"]] for r in records])  # the peak's power
+    factor = calibration.scales * confidence_factor(confidence, calibration.confidence_power)
+    np.testing.assert_allclose(calibrated, raw * factor, rtol=1e-4)
 
     run_workflow(configs, [*TWO_STAGE_EVALUATE, "shape_refine"], "eval", **override)
     records, _ = sigmas(output_dir / "test" / "landmarks")
