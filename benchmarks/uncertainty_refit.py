@@ -45,7 +45,14 @@ import torch
 
 from monai.bundle import ConfigWorkflow
 
-from monai_ceph.shape import ShapeModel, UncertaintyCalibration, datalist_shapes, ellipse_coverage
+from monai_ceph.shape import (
+    ShapeModel,
+    UncertaintyCalibration,
+    covariance_sigma,
+    datalist_shapes,
+    ellipse_coverage,
+    spearman_rho,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "cephres" / "configs"
@@ -122,12 +129,6 @@ def read_evaluation(eval_dir: Path, section: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (continuous values: no ties)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def radial(points: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points - truth, axis=-1)
 
@@ -143,12 +144,12 @@ def calibrated(d, calibration) -> np.ndarray:
 
 def uncertainty_rows(d, calibration) -> dict[str, float]:
     cov = calibrated(d, calibration)
-    sigma = np.sqrt(np.trace(cov, axis1=-2, axis2=-1) / 2).reshape(-1)
+    sigma = covariance_sigma(cov).reshape(-1)
     err = radial(d["pred"], d["truth"]).reshape(-1)
     order = np.argsort(sigma)
     tenth = max(1, len(order) // 10)
     return {
-        "Spearman rho (sigma_mm vs radial error)": spearman(sigma, err),
+        "Spearman rho (sigma_mm vs radial error)": spearman_rho(sigma, err),
         "MRE of the 10 % most certain points (mm)": float(err[order[:tenth]].mean()),
         "MRE of the 10 % least certain points (mm)": float(err[order[-tenth:]].mean()),
         "errors inside the predicted 95 % ellipse (%)": 100 * ellipse_coverage(d["pred"] - d["truth"], cov),
@@ -187,7 +188,7 @@ def refinement_rows(d, model: ShapeModel, calibration, rng) -> dict[str, float]:
 
 
 def interactive_rows(d, model: ShapeModel, calibration, max_k: int = 5) -> dict[str, tuple[float, float]]:
-    sigma = np.sqrt(np.trace(calibrated(d, calibration), axis1=-2, axis2=-1) / 2)
+    sigma = covariance_sigma(calibrated(d, calibration))
     plain = np.zeros((max_k + 1, 2))  # sum of untouched errors, count
     fitted = np.zeros((max_k + 1, 2))
     for p, s, t in zip(d["pred"], sigma, d["truth"]):
@@ -206,7 +207,7 @@ def interactive_rows(d, model: ShapeModel, calibration, max_k: int = 5) -> dict[
 
 
 def refit_time_ms(model: ShapeModel, d, calibration) -> float:
-    sigma = np.sqrt(np.trace(calibrated(d, calibration)[0], axis1=-2, axis2=-1) / 2)
+    sigma = covariance_sigma(calibrated(d, calibration)[0])
     times = []
     for _ in range(200):
         start = time.perf_counter()
