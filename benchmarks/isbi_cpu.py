@@ -22,6 +22,13 @@ Inference time: end-to-end per image (raw 1935x2400 JPEG -> landmarks in mm writ
 excluded) through inference.json (+ two_stage_inference.json), on ``--threads`` threads in the main process,
 median over ``--time-images`` Test1 images (the first, warm-up image excluded).
 
+``--prior`` (issue 10, the prior-conditioned variant) trains and evaluates the local stage with local_prior.json: the
+local network also sees one Gaussian channel per landmark at the coarse points (simulated in training, the global
+stage's at evaluation); its models go to ``models/local_prior``. ``--local-only`` keeps the workdir's trained global
+model (``models/model.pt``, e.g. copied from an earlier ``--two-stage`` run) and gives the whole ``--minutes`` to the
+local stage, so that a variant of the local stage is compared with the plain one on the same coarse points and the
+same local budget.
+
 ``--overlay FILE ...`` adds bundle overlays (e.g. fixed_size.json for the paper's resize, scanner_augmentation.json) after
 train.json in every workflow of the run. ``--max-images N`` cuts every section to N images (smoke tests only).
 
@@ -167,6 +174,9 @@ def main() -> None:
     parser.add_argument("--single-stage-json", type=Path, default=REPO / "runs" / "isbi_cpu" / "results.json",
                         help="results.json of the single-stage run with the same budget (the third row)")
     parser.add_argument("--exploration", action="store_true", help="two-stage: Expansive Exploration")
+    parser.add_argument("--prior", action="store_true", help="two-stage: the local stage with coarse-point priors")
+    parser.add_argument("--local-only", action="store_true",
+                        help="two-stage: keep the workdir's global model; --minutes is the local stage's budget")
     parser.add_argument("--time-images", type=int, default=6, help="Test1 images timed end to end (+1 warm-up)")
     parser.add_argument("--max-images", type=int, default=None, help="cut every section (smoke tests only)")
     args = parser.parse_args()
@@ -213,31 +223,43 @@ def main() -> None:
         print_table([(f"single-stage{extra}", result)], f"ISBI 2015, CephRes-MHNet {trained}, {machine}")
         return
 
+    # local_prior.json goes right after local_train.json in every two-stage workflow
+    local_files, evaluate_files, inference_files = (
+        [files[0], "local_prior.json", *files[1:]] if args.prior else files
+        for files in (LOCAL, TWO_STAGE_EVALUATE, TWO_STAGE_INFERENCE)
+    )
     budget = args.minutes
     if args.evaluate_only:
         trained = "models/model.pt and models/local/model.pt (trained earlier)"
     else:
         start = time.perf_counter()
-        global_minutes = budget * args.global_fraction
-        print(f"budget {budget:.1f} min: global stage {global_minutes:.1f} min ({args.global_fraction:.0%}), "
-              f"local stage the rest (caching included)")
-        line_global = train([], overlays, train_overrides, global_minutes, "global ")
+        if args.local_only:
+            if not (args.workdir / "models" / "model.pt").is_file():
+                raise SystemExit(f"--local-only: no global model at {args.workdir / 'models' / 'model.pt'}.")
+            print(f"budget {budget:.1f} min: the local stage only, on the global model in {args.workdir / 'models'}")
+            line_global = "global stage trained earlier (models/model.pt)"
+        else:
+            global_minutes = budget * args.global_fraction
+            print(f"budget {budget:.1f} min: global stage {global_minutes:.1f} min ({args.global_fraction:.0%}), "
+                  f"local stage the rest (caching included)")
+            line_global = train([], overlays, train_overrides, global_minutes, "global ")
         local_minutes = budget - (time.perf_counter() - start) / 60
         if local_minutes <= 0:
             raise SystemExit(f"the global stage used the whole {budget} min budget; nothing left for the local stage.")
-        line_local = train(LOCAL, overlays, train_overrides, local_minutes, "local ")
+        line_local = train(local_files, overlays, train_overrides, local_minutes, "local" + (" + prior " if args.prior else " "))
         trained = f"{line_global}; {line_local}; total {(time.perf_counter() - start) / 60:.1f} min"
     two_stage = {**common, "local#exploration": args.exploration}  # local# exists only with local_train.json
-    rows = evaluate_sections(TWO_STAGE_EVALUATE, overlays, two_stage,
+    rows = evaluate_sections(evaluate_files, overlays, two_stage,
                              {"global": "coarse_radial_error", "two_stage": "radial_error"})
     inference = {"global": time_inference(["inference.json"], overlays, common, timing_items),
-                 "two_stage": time_inference(TWO_STAGE_INFERENCE, overlays, two_stage, timing_items)}
+                 "two_stage": time_inference(inference_files, overlays, two_stage, timing_items)}
     result = {"mode": "two-stage", "trained": trained, "minutes": budget, "global_fraction": args.global_fraction,
-              "overlays": overlays, "exploration": args.exploration,
+              "overlays": overlays, "exploration": args.exploration, "prior": args.prior,
               "rows": {name: {"sections": rows[name], "inference": inference[name]} for name in rows}}
     (args.workdir / "results.json").write_text(json.dumps(result, indent=1))
     table = [(f"global stage alone{extra}", result["rows"]["global"]),
-             (f"two-stage{' + exploration' if args.exploration else ''}{extra}", result["rows"]["two_stage"])]
+             (f"two-stage{' + exploration' if args.exploration else ''}{' + prior' if args.prior else ''}{extra}",
+              result["rows"]["two_stage"])]
     if args.single_stage_json.is_file():
         single = json.loads(args.single_stage_json.read_text())
         table.append((f"single-stage, {single['minutes']:g} min ({args.single_stage_json})", single))

@@ -63,5 +63,6 @@ def check_local_checkpoint(
             raise ValueError(
                 f"{role} checkpoint {str(path)!r} does not match {what} that the two-stage configuration uses with "
                 f"{'local' if role == 'global' else 'global'} checkpoint {str(other)!r}: {fault}. Train both "
-                "stages on the same landmark set (local_train.json over the same train.json settings)."
+                "stages on the same landmark set (local_train.json over the same train.json settings); a local stage "
+                "trained with coarse-point priors (local_prior.json, 1 + K input channels) needs that overlay here too."
             )

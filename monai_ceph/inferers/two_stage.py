@@ -26,7 +26,8 @@ from monai_ceph.transforms.landmarks.array import landmark_visibility
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 from monai_ceph.transforms.landmarks.inside import mask_outside_source
 from monai_ceph.transforms.spatial.array import model_to_source_affine, transform_points
-from monai_ceph.transforms.spatial.patches import LandmarkPatches, sample_patches
+from monai_ceph.transforms.landmarks.prior import LandmarkPrior
+from monai_ceph.transforms.spatial.patches import LandmarkPatches, landmarks_in_patches, sample_patches
 
 __all__ = ["LandmarkRefiner", "TwoStageInferer"]
 
@@ -46,6 +47,10 @@ def _through(cov: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
 class LandmarkRefiner:
     """Refine landmark positions on one image with a local network run on patches around them.
 
+    With ``prior_sigma`` the local network also sees the coarse points: each patch gets one Gaussian channel per
+    landmark at its coarse point (:class:`~monai_ceph.transforms.LandmarkPrior`, zeros outside the patch or for
+    a NaN point), as the local stage was trained with ``local_prior.json``.
+
     Args:
         network: the local network, ``(M, C, *patch)`` -> ``(M, K, *patch)`` heatmaps (or logits).
         patch_size: patch size in mm (one number or one per dim).
@@ -56,6 +61,7 @@ class LandmarkRefiner:
         epsilon: enlargement of the explored square (side ``epsilon`` x patch), > 1.
         threshold: fraction of the merged maximum kept for the centroid (within 3 codec sigmas of the maximum).
         batch_size: patches per forward pass.
+        prior_sigma: SD in mm of the coarse-point prior channels (``None``: the network sees the image only).
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class LandmarkRefiner:
         epsilon: float = 1.8,
         threshold: float = 0.5,
         batch_size: int = 64,
+        prior_sigma: float | None = None,
     ) -> None:
         if not (math.isfinite(epsilon) and epsilon > 1):
             raise ValueError(f"epsilon must be a number > 1, got {epsilon!r}.")
@@ -82,6 +89,16 @@ class LandmarkRefiner:
         self.epsilon = float(epsilon)
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
+        self.prior = None if prior_sigma is None else LandmarkPrior(prior_sigma)
+
+    def _patches(self, img: torch.Tensor, matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """``(M, C, *patch)`` crops of ``img``, with the prior channels of ``points`` (image pixels) if any."""
+        patches = sample_patches(img, matrices, self.patcher.spatial_size)
+        if self.prior is None:
+            return patches
+        local = landmarks_in_patches(points, matrices, self.patcher.spatial_size)  # (M, K, 2), NaN outside
+        prior = self.prior.channels(local, self.patcher.spatial_size, self.patcher.patch_spacing)
+        return torch.cat([patches, prior.to(patches.dtype)], dim=1)
 
     def _predict(self, patches: torch.Tensor) -> torch.Tensor:
         device = next(self.network.parameters()).device
@@ -118,12 +135,13 @@ class LandmarkRefiner:
         k = len(pts)
         finite = torch.isfinite(pts).all(-1)
         outside = finite & ~landmark_visibility(pts, img.shape[1:]).bool()
+        prior_points = pts.clone()  # NaN stays NaN: no prior channel for a missing point
         pts = torch.where(finite[:, None], pts, torch.zeros(()))  # refined anyway, reported NaN below
         if self.exploration:
-            landmarks, confidence, covariance = self._explore(img, pts, spacing)
+            landmarks, confidence, covariance = self._explore(img, pts, spacing, prior_points)
         else:
             matrices = self.patcher.patch_to_image(pts, spacing)
-            patches = sample_patches(img, matrices, self.patcher.spatial_size)
+            patches = self._patches(img, matrices, prior_points)
             maps = self._predict(patches)[torch.arange(k), torch.arange(k)]  # channel k of patch k
             local, confidence = self.codec.decode(maps[:, None], logits=self.logits)
             landmarks = torch.stack([transform_points(p.double(), m) for p, m in zip(local, matrices)])[:, 0]
@@ -135,12 +153,12 @@ class LandmarkRefiner:
         covariance = torch.where(finite[:, None, None], covariance, torch.nan)
         return {"landmarks": landmarks, "confidence": confidence, "covariance": covariance, "outside": outside}
 
-    def _explore(self, img: torch.Tensor, pts: torch.Tensor, spacing) -> tuple[torch.Tensor, ...]:
+    def _explore(self, img: torch.Tensor, pts: torch.Tensor, spacing, prior_points) -> tuple[torch.Tensor, ...]:
         k, shape = len(pts), self.patcher.spatial_size
         offsets = self.exploration_offsets(spacing)  # (5, 2)
         centres = (pts[:, None] + offsets[None]).reshape(-1, 2)
         matrices = self.patcher.patch_to_image(centres, spacing).reshape(k, len(offsets), 3, 3)
-        patches = sample_patches(img, matrices.reshape(-1, 3, 3), shape)
+        patches = self._patches(img, matrices.reshape(-1, 3, 3), prior_points)
         maps = self._predict(patches).reshape(k, len(offsets), -1, *shape)
         maps = maps[torch.arange(k), :, torch.arange(k)]  # (K, 5, *shape): channel k of landmark k's patches
         probs = torch.sigmoid(maps) if self.logits else maps
@@ -194,7 +212,8 @@ class TwoStageInferer(Inferer):
 
     Args:
         local_network: the local stage's network.
-        patch_size, patch_spacing, exploration, epsilon, threshold, batch_size: as :class:`LandmarkRefiner`.
+        patch_size, patch_spacing, exploration, epsilon, threshold, batch_size, prior_sigma: as
+            :class:`LandmarkRefiner`.
         codec: the global stage's codec.
         local_codec: the local stage's codec (default: ``codec``).
         logits: the global network outputs logits.
@@ -216,6 +235,7 @@ class TwoStageInferer(Inferer):
         threshold: float = 0.5,
         batch_size: int = 64,
         inferer: Inferer | None = None,
+        prior_sigma: float | None = None,
     ) -> None:
         super().__init__()
         self.codec = codec if codec is not None else GaussianHeatmapCodec()
@@ -231,6 +251,7 @@ class TwoStageInferer(Inferer):
             epsilon=epsilon,
             threshold=threshold,
             batch_size=batch_size,
+            prior_sigma=prior_sigma,
         )
 
     def __call__(  # type: ignore[override]

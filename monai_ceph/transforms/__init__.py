@@ -57,3 +57,4 @@ from .utils import (
 from .spatial.field_of_view import *  # noqa: F401,F403,E402
 from .spatial.patches import *  # noqa: F401,F403,E402
 from .landmarks.inside import *  # noqa: F401,F403,E402
+from .landmarks.prior import *  # noqa: F401,F403,E402

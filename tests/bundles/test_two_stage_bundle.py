@@ -235,6 +235,42 @@ def test_local_checkpoint_of_another_landmark_set_is_refused(phantom_run, config
     assert str(other) in text and str(phantom_run.root / "models" / "model.pt") in text and "19 landmarks" in text
 
 
+@pytest.mark.slow
+def test_prior_conditioned_local_stage(phantom_run, configs):
+    """local_prior.json: the local network sees one Gaussian channel per landmark at the (simulated, then the
+    global stage's) coarse points; trained in its own models folder beside the plain local stage, it refines the
+    coarse points of the phantom test images."""
+    root = phantom_run.root
+    override = phantom_run.override
+    wf = run_workflow(configs, [*LOCAL_TRAIN, "local_prior"], "train", max_epochs=LOCAL_EPOCHS,
+                      val_interval=LOCAL_EPOCHS, **override)
+    assert tuple(wf.trainer.state.output[0]["image"].shape) == (1 + len(ISBI), 32, 32)  # patch + 19 priors
+    item = wf.trainer.data_loader.dataset[0][0]  # a training patch with its (augmented) simulated coarse points
+    image = item["image"]
+    coarse = torch.as_tensor(item["coarse_landmarks"])
+    inside = torch.isfinite(coarse).all(-1)
+    for k in torch.nonzero(inside).flatten()[:3].tolist():  # a channel peaks at its (augmented) coarse point
+        peak = torch.stack(torch.unravel_index(image[1 + k].argmax(), image.shape[1:])).double()
+        assert torch.linalg.norm(peak - coarse[k].double().cpu()) <= 1.0
+    assert all(float(image[1 + k].abs().max()) < 0.5 for k in torch.nonzero(~inside).flatten().tolist())
+    output_dir = root / "eval_prior"
+    wf = run_workflow(configs, [*LOCAL_TRAIN, "local_prior", *TWO_STAGE_EVALUATE[1:]], "eval",
+                      **override, output_dir=str(output_dir))
+    assert wf.evaluator.inferer.refiner.prior.sigma == 3.0
+    refined = json.loads((output_dir / "test" / "radial_error_summary.json").read_text())
+    coarse = json.loads((output_dir / "test" / "coarse_radial_error_summary.json").read_text())
+    assert refined["mre_mm"] < coarse["mre_mm"], (refined["mre_mm"], coarse["mre_mm"])
+    assert (root / "models" / "local_prior" / "model.pt").is_file() and (root / "models" / "local" / "model.pt").is_file()
+    prior_model = str(root / "models" / "local_prior" / "model.pt")
+    with pytest.raises(Exception) as err:  # the plain two-stage overlays refuse it, naming the overlay it needs
+        run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **override, **{"local#ckpt_path": prior_model})
+    text, exc = [], err.value
+    while exc is not None:
+        text.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert prior_model in "\n".join(text) and "local_prior.json" in "\n".join(text)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 4 real ISBI 2015 images at a tiny size: 2 training, 1 validation, 1 test
 

@@ -16,3 +16,12 @@ from .dictionary import (
     describe_item,
 )
 from .inside import MaskOutsideSource, MaskOutsideSourceD, MaskOutsideSourced, MaskOutsideSourceDict, mask_outside_source
+from .prior import (
+    LandmarkPrior,
+    LandmarkPriorD,
+    LandmarkPriord,
+    LandmarkPriorDict,
+    RandJitterLandmarksD,
+    RandJitterLandmarksd,
+    RandJitterLandmarksDict,
+)
