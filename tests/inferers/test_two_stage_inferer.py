@@ -157,3 +157,39 @@ def test_local_checkpoint_of_another_landmark_set_is_refused(tmp_path):
     check_local_checkpoint(global_path, local_path, global_net, local_net, 19, "isbi2015")
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         check_local_checkpoint(global_path, tmp_path / "nothing.pt", global_net, local_net)
+
+
+class PriorOracle(nn.Module):
+    """Logits whose sigmoid is the input's prior channels (channels 1..k): the heatmap of landmark k is its prior."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = nn.Parameter(torch.zeros(()))
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x)
+        return torch.logit(x[:, 1:].clamp(1e-6, 1 - 1e-6))
+
+
+@pytest.mark.parametrize("exploration,atol", [(False, 1e-3), (True, 0.2)])
+def test_prior_channels_sit_at_the_coarse_points_of_every_patch(exploration, atol):
+    """With prior_sigma each patch carries one Gaussian per landmark at its coarse point (in the patch's pixels):
+    a network that returns its prior channels refines every point to its coarse point; a NaN coarse point gives a
+    zero channel (and stays NaN)."""
+    coarse = torch.tensor([[30.37, 40.81], [36.6, 44.25], [np.nan, np.nan]], dtype=torch.float64)
+    net = PriorOracle()
+    out = LandmarkRefiner(net, patch_size=16.0, patch_spacing=1.0, codec=CODEC, exploration=exploration,
+                          prior_sigma=3.0)(blobs(TRUE), coarse, (1.0, 1.0))
+    np.testing.assert_allclose(out["landmarks"][:2].numpy(), coarse[:2].numpy(), atol=atol)
+    assert torch.isnan(out["landmarks"][2]).all()
+    (x,) = net.inputs
+    assert x.shape == (3 * (5 if exploration else 1), 1 + 3, 16, 16)
+    assert x[:, 3].abs().max() == 0  # the NaN point's channel
+    assert float(x[0, 1].max()) > 0.95 and float(x[0, 2].max()) > 0.5  # landmark 1 lies 7.2 mm off, inside patch 0
+
+
+def test_two_stage_inferer_passes_prior_sigma():
+    inferer = TwoStageInferer(PriorOracle(), patch_size=16.0, patch_spacing=1.0, prior_sigma=2.5)
+    assert inferer.refiner.prior.sigma == 2.5
+    assert TwoStageInferer(PriorOracle(), patch_size=16.0, patch_spacing=1.0).refiner.prior is None

@@ -35,6 +35,7 @@ from monai.transforms.transform import RandomizableTransform, Transform
 from monai.utils import TraceKeys, TransformBackends
 
 from monai_ceph.deprecation import renamed_arg
+from monai_ceph.transforms.spatial.separable_resize import separable_resize
 from monai_ceph.transforms.utils import (
     MODEL_SPATIAL_SIZE,
     SPATIAL_DIMS,
@@ -162,14 +163,21 @@ class ResizeWithLandmarks(InvertibleTransform):
         record_source_affine(img_t)
         before = image_affine(img_t)
         orig_size = tuple(img_t.peek_pending_shape())
+        size = self.resize_size(orig_size, spacing)
+        # MONAI's anti-aliased bilinear resize, computed as two matrix products (same values, a fraction of the
+        # time on a full-size radiograph): MONAI's Resize without anti-aliasing keeps the metadata and the trace
+        fast = self.mode == "bilinear" and self.anti_aliasing and not img_t.pending_operations
         resizer = Resize(
-            self.resize_size(orig_size, spacing),
+            size,
             mode=self.mode,
-            anti_aliasing=self.anti_aliasing,
+            anti_aliasing=self.anti_aliasing and not fast,
             anti_aliasing_sigma=self.anti_aliasing_sigma,
             dtype=self.dtype,
         )
         out = resizer(img_t)
+        if fast and tuple(size) != orig_size:
+            data = img_t.as_tensor().to(self.dtype)
+            out.set_array(separable_resize(data, size, self.anti_aliasing_sigma).to(out.dtype))
         extra_info = {"resize_info": out.applied_operations.pop()}
         if self.padder is not None:
             out = self.padder(out)
