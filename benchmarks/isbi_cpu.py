@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--single-stage-json", type=Path, default=REPO / "runs" / "isbi_cpu" / "results.json",
                         help="results.json of the single-stage run with the same budget (the third row)")
     parser.add_argument("--exploration", action="store_true", help="two-stage: Expansive Exploration")
+    parser.add_argument("--recentre", type=int, default=0,
+                        help="two-stage: extra local passes, each re-cropped around the previous pass's points")
     parser.add_argument("--prior", action="store_true", help="two-stage: the local stage with coarse-point priors")
     parser.add_argument("--local-only", action="store_true",
                         help="two-stage: keep the workdir's global model; --minutes is the local stage's budget")
@@ -248,17 +250,20 @@ def main() -> None:
             raise SystemExit(f"the global stage used the whole {budget} min budget; nothing left for the local stage.")
         line_local = train(local_files, overlays, train_overrides, local_minutes, "local" + (" + prior " if args.prior else " "))
         trained = f"{line_global}; {line_local}; total {(time.perf_counter() - start) / 60:.1f} min"
-    two_stage = {**common, "local#exploration": args.exploration}  # local# exists only with local_train.json
+    # local# exists only with local_train.json
+    two_stage = {**common, "local#exploration": args.exploration, "local#recentre": args.recentre}
     rows = evaluate_sections(evaluate_files, overlays, two_stage,
                              {"global": "coarse_radial_error", "two_stage": "radial_error"})
     inference = {"global": time_inference(["inference.json"], overlays, common, timing_items),
                  "two_stage": time_inference(inference_files, overlays, two_stage, timing_items)}
     result = {"mode": "two-stage", "trained": trained, "minutes": budget, "global_fraction": args.global_fraction,
               "overlays": overlays, "exploration": args.exploration, "prior": args.prior,
+              "recentre": args.recentre,
               "rows": {name: {"sections": rows[name], "inference": inference[name]} for name in rows}}
     (args.workdir / "results.json").write_text(json.dumps(result, indent=1))
     table = [(f"global stage alone{extra}", result["rows"]["global"]),
-             (f"two-stage{' + exploration' if args.exploration else ''}{' + prior' if args.prior else ''}{extra}",
+             (f"two-stage{' + exploration' if args.exploration else ''}{' + prior' if args.prior else ''}"
+              f"{f' + {args.recentre} re-centred' if args.recentre else ''}{extra}",
               result["rows"]["two_stage"])]
     if args.single_stage_json.is_file():
         single = json.loads(args.single_stage_json.read_text())

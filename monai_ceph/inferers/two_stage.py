@@ -62,6 +62,7 @@ class LandmarkRefiner:
         threshold: fraction of the merged maximum kept for the centroid (within 3 codec sigmas of the maximum).
         batch_size: patches per forward pass.
         prior_sigma: SD in mm of the coarse-point prior channels (``None``: the network sees the image only).
+        recentre: extra passes, each re-cropping every patch around the previous pass's point (0: one pass).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class LandmarkRefiner:
         threshold: float = 0.5,
         batch_size: int = 64,
         prior_sigma: float | None = None,
+        recentre: int = 0,
     ) -> None:
         if not (math.isfinite(epsilon) and epsilon > 1):
             raise ValueError(f"epsilon must be a number > 1, got {epsilon!r}.")
@@ -90,6 +92,9 @@ class LandmarkRefiner:
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
         self.prior = None if prior_sigma is None else LandmarkPrior(prior_sigma)
+        if isinstance(recentre, bool) or int(recentre) != recentre or recentre < 0:
+            raise ValueError(f"recentre must be an integer >= 0, got {recentre!r}.")
+        self.recentre = int(recentre)
 
     def _patches(self, img: torch.Tensor, matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """``(M, C, *patch)`` crops of ``img``, with the prior channels of ``points`` (image pixels) if any."""
@@ -137,21 +142,28 @@ class LandmarkRefiner:
         outside = finite & ~landmark_visibility(pts, img.shape[1:]).bool()
         prior_points = pts.clone()  # NaN stays NaN: no prior channel for a missing point
         pts = torch.where(finite[:, None], pts, torch.zeros(()))  # refined anyway, reported NaN below
-        if self.exploration:
-            landmarks, confidence, covariance = self._explore(img, pts, spacing, prior_points)
-        else:
-            matrices = self.patcher.patch_to_image(pts, spacing)
-            patches = self._patches(img, matrices, prior_points)
-            maps = self._predict(patches)[torch.arange(k), torch.arange(k)]  # channel k of patch k
-            local, confidence = self.codec.decode(maps[:, None], logits=self.logits)
-            landmarks = torch.stack([transform_points(p.double(), m) for p, m in zip(local, matrices)])[:, 0]
-            peaks = self.codec.to_heatmap_coords(local[:, 0].double())
-            cov = heatmap_covariance(maps, peaks, covariance_radius(self.codec), logits=self.logits).double()
-            covariance = _through(cov * self.codec.stride**2, matrices)
+        for _ in range(1 + self.recentre):
+            landmarks, confidence, covariance = self._refine(img, pts, spacing, prior_points)
+            pts = landmarks  # the next pass crops (and places the priors) around this pass's points
+            prior_points = torch.where(finite[:, None], landmarks, torch.nan)
         landmarks = torch.where(finite[:, None], landmarks, torch.nan)
         confidence = torch.where(finite, confidence.reshape(k).float(), torch.zeros(()))
         covariance = torch.where(finite[:, None, None], covariance, torch.nan)
         return {"landmarks": landmarks, "confidence": confidence, "covariance": covariance, "outside": outside}
+
+    def _refine(self, img: torch.Tensor, pts: torch.Tensor, spacing, prior_points) -> tuple[torch.Tensor, ...]:
+        """One pass: ``(landmarks, confidence, covariance)`` from the patches around ``pts``."""
+        if self.exploration:
+            return self._explore(img, pts, spacing, prior_points)
+        k = len(pts)
+        matrices = self.patcher.patch_to_image(pts, spacing)
+        patches = self._patches(img, matrices, prior_points)
+        maps = self._predict(patches)[torch.arange(k), torch.arange(k)]  # channel k of patch k
+        local, confidence = self.codec.decode(maps[:, None], logits=self.logits)
+        landmarks = torch.stack([transform_points(p.double(), m) for p, m in zip(local, matrices)])[:, 0]
+        peaks = self.codec.to_heatmap_coords(local[:, 0].double())
+        cov = heatmap_covariance(maps, peaks, covariance_radius(self.codec), logits=self.logits).double()
+        return landmarks, confidence, _through(cov * self.codec.stride**2, matrices)
 
     def _explore(self, img: torch.Tensor, pts: torch.Tensor, spacing, prior_points) -> tuple[torch.Tensor, ...]:
         k, shape = len(pts), self.patcher.spatial_size
@@ -212,7 +224,7 @@ class TwoStageInferer(Inferer):
 
     Args:
         local_network: the local stage's network.
-        patch_size, patch_spacing, exploration, epsilon, threshold, batch_size, prior_sigma: as
+        patch_size, patch_spacing, exploration, epsilon, threshold, batch_size, prior_sigma, recentre: as
             :class:`LandmarkRefiner`.
         codec: the global stage's codec.
         local_codec: the local stage's codec (default: ``codec``).
@@ -236,6 +248,7 @@ class TwoStageInferer(Inferer):
         batch_size: int = 64,
         inferer: Inferer | None = None,
         prior_sigma: float | None = None,
+        recentre: int = 0,
     ) -> None:
         super().__init__()
         self.codec = codec if codec is not None else GaussianHeatmapCodec()
@@ -252,6 +265,7 @@ class TwoStageInferer(Inferer):
             threshold=threshold,
             batch_size=batch_size,
             prior_sigma=prior_sigma,
+            recentre=recentre,
         )
 
     def __call__(  # type: ignore[override]

@@ -193,3 +193,17 @@ def test_two_stage_inferer_passes_prior_sigma():
     inferer = TwoStageInferer(PriorOracle(), patch_size=16.0, patch_spacing=1.0, prior_sigma=2.5)
     assert inferer.refiner.prior.sigma == 2.5
     assert TwoStageInferer(PriorOracle(), patch_size=16.0, patch_spacing=1.0).refiner.prior is None
+
+
+def test_recentre_follows_a_point_that_lies_beyond_the_first_patch():
+    """A coarse point 10 px off in a 16 px patch: one pass stops at the patch border, a second pass re-cropped
+    around it finds the blob exactly."""
+    coarse = TRUE + torch.tensor([[10.0, 0.0], [0.0, -10.0]], dtype=torch.float64)
+    once = LandmarkRefiner(Oracle(), patch_size=16.0, patch_spacing=1.0, codec=CODEC)(blobs(TRUE), coarse, (1.0, 1.0))
+    twice = LandmarkRefiner(Oracle(), patch_size=16.0, patch_spacing=1.0, codec=CODEC, recentre=1)(
+        blobs(TRUE), coarse, (1.0, 1.0)
+    )
+    assert (torch.linalg.norm(once["landmarks"] - TRUE, dim=-1) > 1.0).all()
+    np.testing.assert_allclose(twice["landmarks"].numpy(), TRUE.numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="recentre"):
+        LandmarkRefiner(Oracle(), patch_size=16.0, patch_spacing=1.0, recentre=-1)
