@@ -29,6 +29,9 @@ model (``models/model.pt``, e.g. copied from an earlier ``--two-stage`` run) and
 local stage, so that a variant of the local stage is compared with the plain one on the same coarse points and the
 same local budget.
 
+``--recentre N`` gives the two-stage evaluation N extra local passes, each re-cropped around the previous pass's
+points (``local#recentre``).
+
 ``--overlay FILE ...`` adds bundle overlays (e.g. fixed_size.json for the paper's resize, scanner_augmentation.json) after
 train.json in every workflow of the run. ``--max-images N`` cuts every section to N images (smoke tests only).
 
