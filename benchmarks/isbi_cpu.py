@@ -32,6 +32,8 @@ same local budget.
 ``--recentre N`` gives the two-stage evaluation N extra local passes, each re-cropped around the previous pass's
 points (``local#recentre``).
 
+``--set ID=VALUE ...`` overrides bundle config ids in every workflow of the run (e.g. ``--set local#prior_jitter=2.4``).
+
 ``--overlay FILE ...`` adds bundle overlays (e.g. fixed_size.json for the paper's resize, scanner_augmentation.json) after
 train.json in every workflow of the run. ``--max-images N`` cuts every section to N images (smoke tests only).
 
@@ -61,6 +63,17 @@ SECTIONS = ("test1", "test2")
 LOCAL = ["local_train.json"]
 TWO_STAGE_EVALUATE = ["local_train.json", "evaluate.json", "two_stage_evaluate.json"]
 TWO_STAGE_INFERENCE = ["local_train.json", "inference.json", "two_stage_inference.json"]
+
+
+def config_override(text: str) -> tuple[str, object]:
+    """``"local#prior_jitter=2.4"`` -> ``("local#prior_jitter", 2.4)``; a value that is not JSON stays a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected ID=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def make_datalist(workdir: Path, num_val: int, max_images: int | None = None) -> Path:
@@ -183,6 +196,8 @@ def main() -> None:
     parser.add_argument("--local-only", action="store_true",
                         help="two-stage: keep the workdir's global model; --minutes is the local stage's budget")
     parser.add_argument("--time-images", type=int, default=6, help="Test1 images timed end to end (+1 warm-up)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="ID=VALUE", type=config_override,
+                        help="bundle config overrides for every workflow of the run (VALUE parsed as JSON if it can be)")
     parser.add_argument("--max-images", type=int, default=None, help="cut every section (smoke tests only)")
     args = parser.parse_args()
     if not 0 < args.global_fraction < 1:
@@ -201,6 +216,7 @@ def main() -> None:
         "datalist_file": str(datalist),
         "spatial_size": list(args.spatial_size),
         "num_workers": 1,
+        **dict(args.set),
     }
     train_overrides = {
         **common,
@@ -260,7 +276,7 @@ def main() -> None:
     inference = {"global": time_inference(["inference.json"], overlays, common, timing_items),
                  "two_stage": time_inference(inference_files, overlays, two_stage, timing_items)}
     result = {"mode": "two-stage", "trained": trained, "minutes": budget, "global_fraction": args.global_fraction,
-              "overlays": overlays, "exploration": args.exploration, "prior": args.prior,
+              "overlays": overlays, "exploration": args.exploration, "prior": args.prior, "set": dict(args.set),
               "recentre": args.recentre,
               "rows": {name: {"sections": rows[name], "inference": inference[name]} for name in rows}}
     (args.workdir / "results.json").write_text(json.dumps(result, indent=1))

@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 
+def _mm_bound(value, name: str) -> np.ndarray:
+    bound = np.broadcast_to(np.asarray(value, dtype=np.float64), (SPATIAL_DIMS,))
+    if not np.all(np.isfinite(bound)) or np.any(bound < 0):
+        raise ValueError(f"{name} must be finite numbers >= 0 (mm), got {value!r}.")
+    return bound.copy()
+
+
 class LandmarkPrior(Transform):
     """Concatenate one unit-peak Gaussian channel per point to a channel-first image: ``(C + N, dim0, dim1)``.
 
@@ -122,11 +129,14 @@ class LandmarkPriord(MapTransform):
 
 class RandJitterLandmarksd(RandomizableTransform, MapTransform):
     """Simulate a first stage's estimates: every landmark moved by its own uniform offset in ``[-jitter, jitter]``
-    mm per dim, written to ``output_keys`` (the inputs are kept). Missing landmarks stay NaN.
+    mm per dim, plus one offset in ``[-shared_jitter, shared_jitter]`` common to all landmarks of the item (a first
+    stage's errors are correlated: the whole shape shifts), written to ``output_keys`` (the inputs are kept).
+    Missing landmarks stay NaN.
 
     Args:
         keys: ``(N, 2)`` landmark keys in pixels.
-        jitter: largest offset in mm, one number or one per dim (>= 0).
+        jitter: largest own offset of each landmark in mm, one number or one per dim (>= 0).
+        shared_jitter: largest common offset in mm, one number or one per dim (>= 0).
         output_keys: where the moved points go, one per key.
         spacing_key: mm/pixel of the landmarks' image.
         allow_missing_keys: don't raise if a landmark key is missing.
@@ -141,13 +151,11 @@ class RandJitterLandmarksd(RandomizableTransform, MapTransform):
         output_keys: KeysCollection = "coarse_landmarks",
         spacing_key: str = "spacing",
         allow_missing_keys: bool = False,
+        shared_jitter: Sequence[float] | float = 0.0,
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         MapTransform.__init__(self, keys, allow_missing_keys)
-        jit = np.broadcast_to(np.asarray(jitter, dtype=np.float64), (SPATIAL_DIMS,))
-        if not np.all(np.isfinite(jit)) or np.any(jit < 0):
-            raise ValueError(f"jitter must be finite numbers >= 0 (mm), got {jitter!r}.")
-        self.jitter = jit.copy()
+        self.jitter, self.shared_jitter = _mm_bound(jitter, "jitter"), _mm_bound(shared_jitter, "shared_jitter")
         self.output_keys = ensure_tuple(output_keys)
         if len(self.output_keys) != len(self.keys):
             raise ValueError(f"output_keys {self.output_keys} must align with keys {self.keys}.")
@@ -160,7 +168,8 @@ class RandJitterLandmarksd(RandomizableTransform, MapTransform):
         spacing = as_spacing(d[self.spacing_key]).to(torch.float64)
         for key, out_key in self.key_iterator(d, self.output_keys):
             points = torch.as_tensor(d[key], dtype=torch.float64).detach().cpu()
-            offsets = torch.as_tensor(self.R.uniform(-1.0, 1.0, size=tuple(points.shape)) * self.jitter)
+            own = self.R.uniform(-1.0, 1.0, size=tuple(points.shape)) * self.jitter
+            offsets = torch.as_tensor(own + self.R.uniform(-1.0, 1.0, size=SPATIAL_DIMS) * self.shared_jitter)
             d[out_key] = convert_to_dst_type(points + offsets / spacing, d[key], dtype=getattr(d[key], "dtype", None))[0]
         return d
 

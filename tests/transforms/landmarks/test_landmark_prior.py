@@ -80,3 +80,17 @@ def test_jitter_rejects_bad_settings_and_needs_the_spacing():
         RandJitterLandmarksd(keys=["a", "b"], output_keys="c")
     with pytest.raises(KeyError, match="'spacing'"):
         RandJitterLandmarksd()({"landmarks": POINTS})
+
+
+def test_shared_jitter_moves_all_landmarks_of_an_item_alike():
+    t = RandJitterLandmarksd(jitter=0.0, shared_jitter=(3.0, 1.0)).set_random_state(5)
+    offsets = []
+    for _ in range(50):
+        d = t({"landmarks": torch.as_tensor(POINTS), "spacing": torch.tensor(SPACING)})
+        offset_mm = ((d["coarse_landmarks"] - torch.as_tensor(POINTS)) * torch.tensor(SPACING))[[0, 2]]
+        torch.testing.assert_close(offset_mm[0], offset_mm[1], atol=1e-9, rtol=0)  # one offset for the item
+        offsets.append(offset_mm[0])
+    offsets = torch.stack(offsets).abs()
+    assert (offsets <= torch.tensor([3.0, 1.0]) + 1e-9).all() and (offsets.max(0).values > torch.tensor([2.0, 0.6])).all()
+    with pytest.raises(ValueError, match="shared_jitter"):
+        RandJitterLandmarksd(shared_jitter=float("nan"))
