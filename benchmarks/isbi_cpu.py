@@ -216,8 +216,9 @@ def main() -> None:
         "datalist_file": str(datalist),
         "spatial_size": list(args.spatial_size),
         "num_workers": 1,
-        **dict(args.set),
+        **{k: v for k, v in args.set if not k.startswith("local#")},
     }
+    local_set = {k: v for k, v in args.set if k.startswith("local#")}  # local# exists only with local_train.json
     train_overrides = {
         **common,
         "max_epochs": 1000,
@@ -267,10 +268,11 @@ def main() -> None:
         local_minutes = budget - (time.perf_counter() - start) / 60
         if local_minutes <= 0:
             raise SystemExit(f"the global stage used the whole {budget} min budget; nothing left for the local stage.")
-        line_local = train(local_files, overlays, train_overrides, local_minutes, "local" + (" + prior " if args.prior else " "))
+        prefix = "local + prior " if args.prior else "local "
+        line_local = train(local_files, overlays, {**train_overrides, **local_set}, local_minutes, prefix)
         trained = f"{line_global}; {line_local}; total {(time.perf_counter() - start) / 60:.1f} min"
     # local# exists only with local_train.json
-    two_stage = {**common, "local#exploration": args.exploration, "local#recentre": args.recentre}
+    two_stage = {**common, "local#exploration": args.exploration, "local#recentre": args.recentre, **local_set}
     rows = evaluate_sections(evaluate_files, overlays, two_stage,
                              {"global": "coarse_radial_error", "two_stage": "radial_error"})
     inference = {"global": time_inference(["inference.json"], overlays, common, timing_items),

@@ -26,12 +26,14 @@ def test_two_stage_benchmark_smoke(isbi_dir, tmp_path):
     assert (workdir / "models" / "model.pt").is_file() and (workdir / "models" / "local" / "model.pt").is_file()
 
     # the prior-conditioned local stage on the same global model, the whole (tiny) budget to the local stage
-    prior = cmd[:cmd.index("--minutes")] + ["--prior", "--local-only", "--minutes", "0.3"] + cmd[cmd.index("--minutes") + 2:]
+    prior = cmd[:cmd.index("--minutes")] + ["--prior", "--local-only", "--minutes", "0.3",
+                                              "--set", "local#prior_shared_jitter=2.0"] + cmd[cmd.index("--minutes") + 2:]
     global_model = (workdir / "models" / "model.pt").read_bytes()
     done = subprocess.run(prior, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((workdir / "results.json").read_text())
     assert result["prior"] is True and "global stage trained earlier" in result["trained"]
+    assert result["set"] == {"local#prior_shared_jitter": 2.0}
     assert (workdir / "models" / "model.pt").read_bytes() == global_model  # not retrained
     assert (workdir / "models" / "local_prior" / "model.pt").is_file()
     assert "| test1 | two-stage + prior |" in done.stdout
