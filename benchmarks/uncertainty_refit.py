@@ -25,8 +25,9 @@ without a calibration file (any pipeline: the two-stage one's ``evaluating`` wit
   and the moved points' mean error before and after refinement;
 - interactive re-fit: a simulated annotator corrects the worst remaining point (to the ground truth) k = 0..5 times
   per image; the MRE of the points not yet touched after each correction, without re-fit (network points) and with
-  ``ShapeModel.refit`` (fixed = corrected points, sigma = calibrated ``sigma_mm``); each trajectory picks its own
-  worst point;
+  ``ShapeModel.refit`` as shipped (its robust default ``nu = REFIT_NU``; fixed = corrected points, evidence = the
+  network's points with their calibrated covariances, as the MONAI Label app passes them); each trajectory picks
+  its own worst point;
 - the time of one ``refit`` call (3 fixed points, 19 landmarks), median of 200.
 
 Errors are in mm on the source images (0.1 mm/pixel). Prints one table.
@@ -188,10 +189,10 @@ def refinement_rows(d, model: ShapeModel, calibration, rng) -> dict[str, float]:
 
 
 def interactive_rows(d, model: ShapeModel, calibration, max_k: int = 5) -> dict[str, tuple[float, float]]:
-    sigma = covariance_sigma(calibrated(d, calibration))
+    evidence = calibrated(d, calibration)  # (N, K, 2, 2) mm^2
     plain = np.zeros((max_k + 1, 2))  # sum of untouched errors, count
     fitted = np.zeros((max_k + 1, 2))
-    for p, s, t in zip(d["pred"], sigma, d["truth"]):
+    for p, s, t in zip(d["pred"], evidence, d["truth"]):
         for refit, acc in ((False, plain), (True, fitted)):
             current, fixed = p.copy(), []  # the network's points, the corrected ones replaced by the truth
             for k in range(max_k + 1):
@@ -207,11 +208,11 @@ def interactive_rows(d, model: ShapeModel, calibration, max_k: int = 5) -> dict[
 
 
 def refit_time_ms(model: ShapeModel, d, calibration) -> float:
-    sigma = covariance_sigma(calibrated(d, calibration)[0])
+    evidence = calibrated(d, calibration)[0]
     times = []
     for _ in range(200):
         start = time.perf_counter()
-        model.refit(d["pred"][0], [7, 1, 4], sigma)
+        model.refit(d["pred"][0], [7, 1, 4], evidence)
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))
 
