@@ -156,6 +156,24 @@ def test_refit_matches_the_shape_posterior(shape_model, isbi_truth):
         refit_landmarks(evidence, LandmarkEdit({0: (1.0, 2.0)}, ()), shape_model)
 
 
+def test_refit_is_the_shape_models_robust_refit(shape_model, isbi_truth):
+    """One estimator: with evidence, the app's re-fit is ``ShapeModel.refit`` on the same points and covariances."""
+    truth = isbi_truth["002"]
+    rng = np.random.default_rng(3)
+    points = truth + rng.normal(0, 15, truth.shape)  # 1.5 mm noise
+    points[5] += [120.0, 80.0]  # one point 14 mm off
+    evidence = _evidence(points, rng.uniform(1.0, 2.5, K))
+    fixed_idx = [0, 7, 9]
+    edit = LandmarkEdit({i: tuple(truth[i]) for i in fixed_idx}, ())
+    out, _, flagged = refit_landmarks(evidence, edit, shape_model)
+    mm = points * 0.1
+    mm[fixed_idx] = truth[fixed_idx] * 0.1
+    expected = shape_model.refit(mm, fixed_idx, evidence.cov_mm)
+    others = [i for i in range(K) if i not in fixed_idx]
+    np.testing.assert_allclose(out[others] * 0.1, expected[others], atol=1e-9)
+    assert flagged[5] and np.linalg.norm(out[5] - truth[5]) * 0.1 < 5.0  # from 14 mm off (4.2 mm)
+
+
 def test_lru_cache_and_file_watch(tmp_path):
     cache = LRUCache(2)
     cache.put("a", 1), cache.put("b", 2)
