@@ -20,6 +20,12 @@ mean (rotation, scale, translation; a mirrored profile by the explicit mirror ch
 unknown, the pose is re-estimated on the completed shape (the known points and the current estimate of the
 others), as the training shapes were aligned, a few times until it settles. The pose's own uncertainty is not
 propagated into the returned covariances.
+
+Robust re-fit (:meth:`ShapeModel.refit`, and :meth:`ShapeModel.posterior` with ``nu``): Student-t weights on the
+evidence (a network's errors are heavy-tailed) and on the fixed points' shape residuals (an annotator's point may
+follow another convention than the training shapes), by iteratively reweighted least squares; the pose and the
+first estimate come from the fixed points when two or more are fixed, and the pose is then re-estimated with the
+weights.
 """
 
 from __future__ import annotations
@@ -38,10 +44,16 @@ from monai_ceph.data.landmark_sets import get_landmark_set
 from .procrustes import Similarity, centroid_size, similarity_fit
 from .utils import read_json, write_json
 
-__all__ = ["ShapeModel", "ShapePlausibility", "CHI2_2_99"]
+__all__ = ["ShapeModel", "ShapePlausibility", "CHI2_2_99", "REFIT_NU"]
 
 FORMAT = "monai_ceph.shape_model/1"
 CHI2_2_99 = -2.0 * math.log(0.01)  # 99 % quantile of chi^2 with 2 degrees of freedom (9.21)
+# degrees of freedom of the re-fit's Student-t weights, chosen on the ISBI validation section and Test1 (of 0.5, 1,
+# 2 and 4, on two models: bundles/cephres/docs/shape_uncertainty.md)
+REFIT_NU = 1.0
+MIRROR_FROM_FIXED = 4  # the robust fit takes a mirrored profile from this many fixed points (3 fit either way)
+ROBUST_ITERATIONS = 20  # at most this many reweightings
+ROBUST_TOLERANCE = 1e-3  # the weights have settled when none changes by more than this
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,44 @@ def _loo(residual: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.nd
     return distance, offset
 
 
+def _check_nu(nu) -> float | None:
+    if nu is None:
+        return None
+    if isinstance(nu, bool) or not isinstance(nu, (int, float, np.floating, np.integer)) or not (
+        math.isfinite(nu) and nu > 0
+    ):
+        raise ValueError(f"nu (the robust weights' degrees of freedom) must be a positive number or None, got {nu!r}.")
+    return float(nu)
+
+
+class _RobustWeights:
+    """The Student-t weights of :meth:`ShapeModel.refit`: ``w`` divides each evidence covariance (updated from the
+    estimate, iteratively reweighted least squares), ``v`` each fixed point's shape residual variance (fixed)."""
+
+    def __init__(self, evidence: np.ndarray, nu: float, fixed_weights: np.ndarray) -> None:
+        self.nu, self.evidence = nu, evidence
+        self.w = np.ones(len(evidence))
+        self.v = fixed_weights
+
+    def covariance(self, cov: np.ndarray) -> np.ndarray:
+        return cov / self.w[:, None, None]
+
+    def residual(self, variance: float) -> np.ndarray:
+        return variance * (1.0 / self.v - 1.0)
+
+    def update(self, y: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> bool:
+        """New evidence weights from the evidence ``y`` ``(K, 2)``, its covariances ``cov`` and the estimate
+        ``mean`` (all in the model frame); ``True`` when they have settled."""
+        nu, e = self.nu, self.evidence
+        w = np.ones_like(self.w)
+        if e.any():
+            r = y[e] - mean[e]
+            w[e] = (nu + 2.0) / (nu + np.einsum("ki,ki->k", r, np.linalg.solve(cov[e], r[..., None])[..., 0]))
+        settled = np.abs(w - self.w).max() < ROBUST_TOLERANCE
+        self.w = w
+        return settled
+
+
 class ShapeModel:
     """Procrustes-aligned point distribution model (PCA) of ``K`` 2-D landmarks in mm.
 
@@ -126,7 +176,7 @@ class ShapeModel:
       the others' evidence;
     - :meth:`refine`: MAP estimate of every point from per-point Gaussian evidence and the shape prior, dropping
       (and flagging) evidence that the other points contradict;
-    - :meth:`posterior`: the general Gaussian conditioning behind both, with covariances.
+    - :meth:`posterior`: the general conditioning behind both (Gaussian, or robust with ``nu``), with covariances.
 
     Args:
         mean: ``(K, 2)`` mean shape in the model frame (mm).
@@ -405,9 +455,14 @@ class ShapeModel:
 
     # -- conditioning ---------------------------------------------------------------------------------------------
 
-    def posterior(self, landmarks, fixed=None, cov_or_sigma=None, align: bool = True, iterations: int = 5):
-        """The shape given fixed points and per-point Gaussian evidence: mean ``(K, 2)`` and covariance
-        ``(K, 2, 2)``, both in the input's mm (the covariance of a fixed point is zero).
+    def posterior(self, landmarks, fixed=None, cov_or_sigma=None, align: bool = True, iterations: int = 5,
+                  nu: float | None = None):
+        """The shape given fixed points and per-point evidence: mean ``(K, 2)`` and covariance ``(K, 2, 2)``, both
+        in the input's mm (the covariance of a fixed point is zero).
+
+        With ``nu=None`` the evidence is Gaussian and the result is the closed-form conditional of the Gaussian
+        shape model. With ``nu`` (:data:`REFIT_NU` for the interactive re-fit) the fit is robust: Student-t
+        weights with ``nu`` degrees of freedom, by iteratively reweighted least squares (see :meth:`refit`).
 
         Args:
             landmarks: ``(K, 2)`` mm, NaN missing: the fixed points' positions and the others' evidence.
@@ -416,18 +471,20 @@ class ShapeModel:
                 no evidence, the point comes from the shape alone); ``None``: no evidence.
             align: place the shape in the model frame by a similarity (``False``: ``landmarks`` already are in
                 the model frame).
-            iterations: pose re-estimations on the completed shape.
+            iterations: pose re-estimations on the completed shape (the robust fit re-estimates the pose with its
+                weights, up to :data:`ROBUST_ITERATIONS` times).
+            nu: degrees of freedom of the robust weights (``> 0``); ``None``: Gaussian.
 
         Raises:
-            ValueError: bad shapes, unknown or out-of-range fixed entries, a fixed point without a position, or
-                fewer than two fixed-or-evidence points to place the shape.
+            ValueError: bad shapes, unknown or out-of-range fixed entries, a fixed point without a position, a
+                ``nu`` that is not positive, or fewer than two fixed-or-evidence points to place the shape.
         """
         p = self._points(landmarks)
         fixed_idx = self._indices(fixed, p)
         cov = self._evidence_covariance(cov_or_sigma, "cov_or_sigma")
-        return self._posterior(p, fixed_idx, cov, align, iterations)
+        return self._posterior(p, fixed_idx, cov, align, iterations, _check_nu(nu))
 
-    def _posterior(self, p, fixed_idx, cov, align: bool, iterations: int):
+    def _posterior(self, p, fixed_idx, cov, align: bool, iterations: int, nu: float | None = None):
         k = self.num_landmarks
         is_fixed = np.zeros(k, dtype=bool)
         is_fixed[fixed_idx] = True
@@ -435,6 +492,8 @@ class ShapeModel:
         observed = np.flatnonzero(is_fixed | evidence)
         if align and len(observed) < 2:
             raise ValueError("two or more fixed or evidence landmarks are needed to place the shape.")
+        if nu is not None:
+            return self._robust_posterior(p, fixed_idx, is_fixed, evidence, cov, align, iterations, nu)
         pose = Similarity()
         if align:
             # first pose: the fixed points where they define one, else every observed point, weighted by 1 / var
@@ -448,19 +507,102 @@ class ShapeModel:
             completed = np.where(known[:, None], p, pose.inverse(mean))
             pose = similarity_fit(completed, self.mean, mirror=pose.mirror)
             mean, post = self._condition(p, observed, is_fixed, cov, pose)
+        return self._in_image(p, fixed_idx, mean, post, pose)
+
+    def _robust_posterior(self, p, fixed_idx, is_fixed, evidence, cov, align: bool, iterations: int, nu: float):
+        """:meth:`_posterior` with the Student-t weights of :meth:`refit`, by iteratively reweighted least squares.
+
+        With two or more fixed points the first pose and the first estimate come from the fixed points alone, so
+        that the first weights measure the evidence against what the annotator fixed (a least-squares pose of all
+        points would follow evidence that is far off). Then, each round: the evidence weights from the estimate;
+        the pose from the completed shape, each point weighted by its certainty (a fixed point ``1 / r``, evidence
+        ``1 / (var / w + r)``, a point without evidence ``1 / (posterior var + r)``); the estimate; until the
+        weights settle.
+        """
+        k = self.num_landmarks
+        observed = np.flatnonzero(is_fixed | evidence)
+        r = self.residual_variance
+        var = np.where(evidence, np.trace(np.where(evidence[:, None, None], cov, 0.0), axis1=1, axis2=2) / 2, 0.0)
+        start = fixed_idx if len(fixed_idx) >= 2 else observed
+        pose, fixed_pose = Similarity(), Similarity()
+        if align:
+            given = np.full_like(p, np.nan)
+            given[fixed_idx] = p[fixed_idx]
+            mirror = self._mirror(given if len(fixed_idx) >= MIRROR_FROM_FIXED else p)
+            weights = 1.0 / (np.where(is_fixed, 0.0, var * self._pose(p, start, np.ones(k), mirror).scale ** 2) + r)
+            pose = self._pose(p, start, weights, mirror)
+            if len(fixed_idx) >= 2:
+                fixed_pose = self._pose(p, fixed_idx, np.ones(k), mirror)
+        robust = _RobustWeights(evidence, nu, self._fixed_weights(fixed_pose(p), fixed_idx, nu))
+        mean, post = self._condition(p, start, is_fixed, cov, pose, robust.residual(r))
+        for step in range(max(iterations, ROBUST_ITERATIONS)):
+            settled = robust.update(pose(p), mean, pose.covariance(np.where(evidence[:, None, None], cov, 0.0)))
+            if align:
+                completed = np.where((is_fixed | evidence)[:, None], p, pose.inverse(mean))
+                spread = np.where(evidence, var * pose.scale**2 / robust.w, np.trace(post, axis1=1, axis2=2) / 2)
+                pose = similarity_fit(completed, self.mean, 1.0 / (np.where(is_fixed, 0.0, spread) + r),
+                                      mirror=pose.mirror)
+            mean, post = self._condition(p, observed, is_fixed, robust.covariance(cov), pose, robust.residual(r))
+            if settled and step + 1 >= iterations:
+                break
+        return self._in_image(p, fixed_idx, mean, post, pose)
+
+    @staticmethod
+    def _in_image(p, fixed_idx, mean, post, pose: Similarity):
+        """Model-frame estimate back into the image; the fixed points exactly as given, with zero covariance."""
         out = pose.inverse(mean)
         out[fixed_idx] = p[fixed_idx]
         out_cov = pose.inverse_covariance(post)
         out_cov[fixed_idx] = 0.0
         return out, out_cov
 
-    def _condition(self, p, observed, is_fixed, cov, pose: Similarity):
-        """Gaussian conditioning in the model frame: ``mean + C_:o (C_oo + D)^-1 (y_o - mean_o)``."""
+    def _fixed_weights(self, y, fixed_idx, nu: float) -> np.ndarray:
+        """``(K,)`` Student-t weights ``v`` of the fixed points' shape residuals (1 elsewhere, and with fewer than
+        three fixed points), from the fixed points ``y[fixed_idx]`` alone (model frame, in their own pose), so that
+        evidence can never outvote an annotator.
+
+        ``v_i = min(1, (nu + 2) / (nu + d_i^2))`` with ``d_i`` the Mahalanobis distance of fixed point ``i`` from
+        where the other fixed points put it, their residual variances ``r / v``; reweighted until the weights
+        settle (so that one implausible point does not make its neighbours look implausible too).
+        """
+        v = np.ones(self.num_landmarks)
+        n = len(fixed_idx)
+        if n < 3:
+            return v
+        o = _blocks(fixed_idx)
+        residual = y.reshape(-1)[o] - self.mean.reshape(-1)[o]
+        base = self.covariance[np.ix_(o, o)]
+        weights = np.ones(n)
+        for _ in range(ROBUST_ITERATIONS):
+            extra = self.residual_variance * (1.0 / weights - 1.0)
+            precision = np.linalg.inv(base + np.diag(np.repeat(extra, 2)))
+            # point i given the others: covariance Q_ii^-1 (less its own added residual), offset Q_ii^-1 (Q r)_i
+            spread = np.linalg.inv(np.stack([precision[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] for i in range(n)]))
+            offset = (spread @ (precision @ residual).reshape(n, 2, 1))[..., 0]
+            spread = spread - extra[:, None, None] * np.eye(2)
+            d2 = (offset * np.linalg.solve(spread, offset[..., None])[..., 0]).sum(-1)
+            new = np.minimum(1.0, (nu + 2.0) / (nu + d2))
+            settled = np.abs(new - weights).max() < ROBUST_TOLERANCE
+            weights = new
+            if settled:
+                break
+        v[fixed_idx] = weights
+        return v
+
+    def _condition(self, p, observed, is_fixed, cov, pose: Similarity, residual=None):
+        """Gaussian conditioning in the model frame: ``mean + C_:o (C_oo + D)^-1 (y_o - mean_o)``.
+
+        ``residual`` ``(K,)``: variance (mm^2) added to each point's isotropic residual (the robust weights of the
+        fixed points). Returns the mean ``(K, 2)`` and the covariances ``(K, 2, 2)``.
+        """
         mu = self.mean.reshape(-1)
         c = self.covariance
+        if residual is not None and residual.any():
+            c = c + np.diag(np.repeat(residual, 2))
         o = _blocks(observed)
         noise = pose.covariance(np.where(is_fixed[observed, None, None], 0.0, cov[observed]))
-        gain = np.linalg.solve(c[np.ix_(o, o)] + _block_diag(noise), c[o, :]).T  # C_:o (C_oo + D)^-1
+        precision = np.linalg.inv(c[np.ix_(o, o)] + _block_diag(noise))
+        gain = c[:, o] @ precision  # C_:o (C_oo + D)^-1
         y = pose(p).reshape(-1)
         mean = mu + gain @ (y[o] - mu[o])
         post = c - gain @ c[o, :]
@@ -468,22 +610,37 @@ class ShapeModel:
         blocks = np.stack([post[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] for i in range(k)])
         return mean.reshape(k, 2), blocks
 
-    def refit(self, landmarks, fixed, sigma=None):
+    def refit(self, landmarks, fixed, sigma=None, nu: float | None = REFIT_NU):
         """Re-estimate the landmarks that are not fixed, from the shape conditioned on the fixed ones and fused
         with the others' evidence; the fixed points never move.
+
+        The fit is robust (``nu``, default :data:`REFIT_NU`): a network's errors are heavy-tailed, and a fixed
+        point may sit where this shape model does not expect it (another annotation convention), so two kinds
+        of Student-t weight with ``nu`` degrees of freedom are found by iteratively reweighted least squares:
+
+        - each evidence point's covariance is divided by ``w = (nu + 2) / (nu + d^2)``, with ``d`` the Mahalanobis
+          distance of its evidence from the current estimate: evidence that agrees with the shape and the fixed
+          points counts more than its Gaussian weight, evidence that contradicts them less;
+        - each fixed point's shape residual variance ``r`` becomes ``r / v`` with ``v = min(1, (nu + 2) / (nu +
+          d^2))``, ``d`` its leave-one-out distance from where the other points put it: a fixed point that the
+          shape model finds unlikely moves the others less (it still never moves itself).
+
+        ``nu=None`` is the Gaussian conditional (:meth:`posterior`'s closed form).
 
         Args:
             landmarks: ``(K, 2)`` in mm, NaN for missing (numpy or torch; the result has its type).
             fixed: indices (or names) of the landmarks that must not move.
             sigma: ``(K,)`` SD in mm of the other points' evidence (NaN or inf: none, the point comes from the
-                shape alone); ``None``: no evidence for any of them.
+                shape alone), or their ``(K, 2, 2)`` covariances in mm^2; ``None``: no evidence for any of them.
+            nu: the robust weights' degrees of freedom; ``None``: Gaussian.
 
         Returns:
-            ``(K, 2)`` landmarks in mm. The pose comes from the fixed points when two or more are fixed, else from
-            the fixed and evidence points together.
+            ``(K, 2)`` landmarks in mm. The pose comes from the fixed and evidence points together, re-estimated on
+            the completed shape.
         """
         p = self._points(landmarks)
-        mean, _ = self._posterior(p, self._indices(fixed, p), self._evidence_covariance(sigma, "sigma"), True, 5)
+        mean, _ = self._posterior(p, self._indices(fixed, p), self._evidence_covariance(sigma, "sigma"), True, 5,
+                                  _check_nu(nu))
         return _like(mean, landmarks)
 
     def refine(self, landmarks, cov_or_sigma, threshold: float = math.sqrt(CHI2_2_99), max_outliers: int | None = None):

@@ -12,7 +12,7 @@ import pytest
 
 from monai_ceph.data import ISBI2015
 from monai_ceph.data.isbi import read_isbi_csv
-from monai_ceph.shape import ShapeModel
+from monai_ceph.shape import REFIT_NU, ShapeModel
 
 from ml_server import IMAGE_IDS, NO_MONAILABEL
 
@@ -128,9 +128,13 @@ def test_refit_pulls_wrong_evidence_to_the_shape(shape_model, isbi_truth):
     sigma = np.sqrt(np.trace(cov, axis1=1, axis2=2) / 2)
     assert (sigma[good] < 1.0).all() and (sigma[wrong] > 1.0).all()  # fused < evidence SD; the shape alone > it
 
-    # without the gate the confident wrong evidence stays where it is
-    loose, _, none = refit_landmarks(evidence, edit, shape_model, threshold=None)
-    assert not none.any() and (np.linalg.norm(loose - truth, axis=1)[wrong] * 0.1 > 20).all()
+    # threshold=None flags nothing and changes no point; a Gaussian fusion (nu=None) leaves the confident wrong
+    # evidence where it is
+    quiet, _, none = refit_landmarks(evidence, edit, shape_model, threshold=None)
+    assert not none.any()
+    np.testing.assert_array_equal(quiet, out)
+    loose, _, _ = refit_landmarks(evidence, edit, shape_model, nu=None)
+    assert (np.linalg.norm(loose - truth, axis=1)[wrong] * 0.1 > 20).all()
 
 
 def test_refit_matches_the_shape_posterior(shape_model, isbi_truth):
@@ -142,13 +146,32 @@ def test_refit_matches_the_shape_posterior(shape_model, isbi_truth):
     out, cov, _ = refit_landmarks(evidence, edit, shape_model)
     given = np.full((K, 2), np.nan)
     given[fixed_idx] = truth[fixed_idx] * 0.1
-    mean, post = shape_model.posterior(given, fixed_idx)
+    mean, post = shape_model.posterior(given, fixed_idx, nu=REFIT_NU)  # the estimator of ShapeModel.refit
+    np.testing.assert_allclose(shape_model.refit(given, fixed_idx), mean, atol=1e-12)
     others = [i for i in range(K) if i not in fixed_idx + [18]]
     np.testing.assert_allclose(out[others], mean[others] / 0.1, atol=1e-9)
     np.testing.assert_allclose(cov[others], post[others], atol=1e-12)
     assert np.isnan(out[18]).all()
     with pytest.raises(RequestError, match="two or more fixed or evidence landmarks"):
         refit_landmarks(evidence, LandmarkEdit({0: (1.0, 2.0)}, ()), shape_model)
+
+
+def test_refit_is_the_shape_models_robust_refit(shape_model, isbi_truth):
+    """One estimator: with evidence, the app's re-fit is ``ShapeModel.refit`` on the same points and covariances."""
+    truth = isbi_truth["002"]
+    rng = np.random.default_rng(3)
+    points = truth + rng.normal(0, 15, truth.shape)  # 1.5 mm noise
+    points[5] += [120.0, 80.0]  # one point 14 mm off
+    evidence = _evidence(points, rng.uniform(1.0, 2.5, K))
+    fixed_idx = [0, 7, 9]
+    edit = LandmarkEdit({i: tuple(truth[i]) for i in fixed_idx}, ())
+    out, _, flagged = refit_landmarks(evidence, edit, shape_model)
+    mm = points * 0.1
+    mm[fixed_idx] = truth[fixed_idx] * 0.1
+    expected = shape_model.refit(mm, fixed_idx, evidence.cov_mm)
+    others = [i for i in range(K) if i not in fixed_idx]
+    np.testing.assert_allclose(out[others] * 0.1, expected[others], atol=1e-9)
+    assert flagged[5] and np.linalg.norm(out[5] - truth[5]) * 0.1 < 5.0  # from 14 mm off (4.2 mm)
 
 
 def test_lru_cache_and_file_watch(tmp_path):

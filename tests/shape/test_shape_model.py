@@ -202,3 +202,75 @@ def test_save_load_round_trip(tmp_path, synthetic_model, synthetic_shapes):
         ShapeModel.load(tmp_path / "other.json")
     with pytest.raises(ValueError, match="has 8 landmarks, the isbi2015 set 19"):
         loaded.check_landmark_set("isbi2015")
+
+
+@pytest.mark.parametrize("to", TYPES)
+def test_robust_refit_down_weights_an_outlier_evidence_point(synthetic_model, perfect, to):
+    """Evidence at the perfect shape (SD 1 mm) but one point 15 mm off: the Gaussian fusion spreads the error
+    over every point, the Student-t weights (``nu``) discount the outlier and the estimate returns to the shape."""
+    evidence = perfect.copy()
+    evidence[5] += [12.0, -9.0]
+    sigma = np.full(8, 1.0)
+    gaussian = np.linalg.norm(np.asarray(synthetic_model.refit(to(evidence), [0, 1], to(sigma), nu=None)) - perfect, axis=1)
+    out = synthetic_model.refit(to(evidence), [0, 1], to(sigma))  # default REFIT_NU = 1
+    assert type(out) is type(to(evidence))
+    robust = np.linalg.norm(np.asarray(out) - perfect, axis=1)
+    assert gaussian[5] > 5.0 and gaussian[[2, 3, 4, 6, 7]].min() > 1.0  # the outlier pulls every point off
+    assert robust[5] < 0.2 and robust.max() < 0.2  # from 15 mm off
+    np.testing.assert_array_equal(robust[[0, 1]], 0.0)
+    # a larger nu is closer to the Gaussian
+    assert robust[5] < np.linalg.norm(synthetic_model.refit(evidence, [0, 1], sigma, nu=4.0)[5] - perfect[5]) < gaussian[5]
+
+
+def test_robust_weights_are_a_fixed_point(synthetic_model):
+    """The robust posterior is the Gaussian posterior with each evidence covariance divided by its weight
+    ``w = (nu + 2) / (nu + d^2)``, ``d`` the evidence's Mahalanobis distance from the result (IRLS at convergence;
+    in the model frame, so that no pose is involved)."""
+    rng = np.random.default_rng(5)
+    y = synthetic_model.mean + rng.normal(scale=0.5, size=(8, 2))
+    y[6] += [6.0, 3.0]
+    cov = np.tile(np.diag([1.0, 2.25]), (8, 1, 1))
+    nu = 1.0
+    mean, _ = synthetic_model.posterior(y, None, cov, align=False, nu=nu)
+    r = y - mean
+    d2 = np.einsum("ki,kij,kj->k", r, np.linalg.inv(cov), r)
+    w = (nu + 2) / (nu + d2)
+    assert w[6] < 0.2 and np.delete(w, 6).min() > 1.0  # the moved point counts less, the rest more
+    gaussian, _ = synthetic_model.posterior(y, None, cov / w[:, None, None], align=False)
+    np.testing.assert_allclose(mean, gaussian, atol=1e-3)
+    # no evidence, and fixed points the model finds plausible (0.05 mm off its mean shape): their weights stay 1
+    # (never tighter than the model), so the robust conditional is the Gaussian one
+    shape = synthetic_model.mean + rng.normal(scale=0.05, size=(8, 2))
+    np.testing.assert_allclose(synthetic_model.refit(shape, [0, 1, 3, 5]),
+                               synthetic_model.refit(shape, [0, 1, 3, 5], nu=None), atol=1e-3)
+
+
+def test_robust_refit_discounts_an_implausible_fixed_point(synthetic_model, perfect):
+    """A fixed point 5 mm off a shape the other fixed points determine stays where it is given, but moves the
+    points re-fitted from the shape less than under the Gaussian conditional: its shape residual variance ``r``
+    becomes ``r / v``, ``v = min(1, (nu + 2) / (nu + d^2))`` with ``d`` its leave-one-out distance from the other
+    fixed points (as reweighted), which for the others is the same as evidence of variance ``r (1 / v - 1)`` there."""
+    shape = perfect.copy()
+    shape[2] += [3.0, 4.0]
+    fixed = [0, 1, 2, 3, 4, 6]
+    gaussian = np.linalg.norm(synthetic_model.refit(shape, fixed, nu=None) - perfect, axis=1)
+    out = synthetic_model.refit(shape, fixed)  # nu = 1
+    robust = np.linalg.norm(out - perfect, axis=1)
+    np.testing.assert_array_equal(out[fixed], shape[fixed])
+    assert gaussian[[5, 7]].max() > 4.0 and robust[[5, 7]].max() < 0.5 * gaussian[[5, 7]].max()
+    given = np.where(np.isin(np.arange(8), fixed)[:, None], shape, np.nan)
+    v = synthetic_model._fixed_weights(similarity_fit(given, synthetic_model.mean)(shape), np.array(fixed), 1.0)
+    assert v[2] < 0.1 and v[[0, 1, 3, 4, 6]].min() > 0.4 and (v[[0, 1, 3, 5, 7]] == 1).all()  # the moved one is doubted
+    scale = similarity_fit(perfect, synthetic_model.mean).scale  # image mm -> model mm
+    sigma = np.full(8, np.nan)
+    sigma[fixed] = np.sqrt(synthetic_model.residual_variance * (1.0 / v[fixed] - 1.0)) / scale
+    loose = [i for i in fixed if v[i] < 1.0]
+    expected = synthetic_model.refit(shape, [i for i in fixed if i not in loose], np.where(sigma > 0, sigma, np.nan),
+                                     nu=None)
+    np.testing.assert_allclose(out[[5, 7]], expected[[5, 7]], atol=0.05)
+
+
+def test_bad_nu(synthetic_model, perfect):
+    for nu in (0.0, -1.0, float("inf"), "1", True):
+        with pytest.raises(ValueError, match="nu .* must be a positive number or None"):
+            synthetic_model.refit(perfect, [0, 1], nu=nu)

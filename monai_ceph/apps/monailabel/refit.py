@@ -1,5 +1,6 @@
 """Interactive re-fit: the landmarks an annotator fixed (and marked missing) in an infer request, and the other
-landmarks re-estimated from the shape model conditioned on them, fused with the image's heatmap evidence.
+landmarks re-estimated from the shape model conditioned on them, fused with the image's heatmap evidence (the
+robust posterior of :meth:`~monai_ceph.shape.ShapeModel.refit`).
 
 - :func:`parse_edit`: the request's ``"fixed": {"Me": [x, y], ...}`` (source pixels) and ``"missing": ["Ar"]``
   as a :class:`LandmarkEdit`, every mistake a :class:`~.errors.RequestError` naming the entry;
@@ -19,7 +20,7 @@ import numpy as np
 from monai_ceph.apps.monailabel.errors import RequestError
 from monai_ceph.apps.monailabel.images import check_landmarks_inside
 from monai_ceph.data import LandmarkSet
-from monai_ceph.shape import CHI2_2_99, ShapeModel, mahalanobis_squared
+from monai_ceph.shape import CHI2_2_99, REFIT_NU, ShapeModel, mahalanobis_squared
 
 __all__ = ["LandmarkEdit", "Evidence", "parse_edit", "refit_landmarks", "covariance_px"]
 
@@ -150,16 +151,18 @@ def refit_landmarks(
     edit: LandmarkEdit,
     shape_model: ShapeModel | None = None,
     threshold: float | None = math.sqrt(CHI2_2_99),
+    nu: float | None = REFIT_NU,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The landmarks of an image after an annotator's edit.
 
     With a ``shape_model`` (built in mm on the same landmark set), every landmark that is neither fixed nor
-    missing is the posterior mean of the shape model conditioned on the fixed points and fused with its own
-    evidence (``evidence.landmarks`` with covariance ``evidence.cov_mm``; :meth:`ShapeModel.posterior`), with the
-    posterior covariance. Evidence that contradicts the fixed points is not fused: with two or more fixed points,
-    a point whose evidence lies farther than ``threshold`` (Mahalanobis, default the chi^2 99 % radius 3.03) from
-    where the fixed points alone put it (under the sum of both covariances) comes from the shape and the fixed
-    points only, and is flagged. Without a shape model, the other landmarks keep their evidence unchanged.
+    missing is re-estimated as :meth:`ShapeModel.refit` does it: the robust posterior
+    (:meth:`ShapeModel.posterior` with Student-t weights of ``nu`` degrees of freedom) of the shape model
+    conditioned on the fixed points and fused with its own evidence (``evidence.landmarks`` with covariance
+    ``evidence.cov_mm``), with the posterior covariance. Evidence that the fixed points and the other evidence
+    contradict is down-weighted by the fit itself; a point whose evidence ends farther than ``threshold``
+    (Mahalanobis under its evidence covariance, default the chi^2 99 % radius 3.03) from its re-fitted position
+    is flagged. Without a shape model, the other landmarks keep their evidence unchanged.
 
     Fixed points are returned exactly as given, with a zero covariance; missing ones as NaN.
 
@@ -167,7 +170,9 @@ def refit_landmarks(
         evidence: the image's network evidence.
         edit: the fixed and missing landmarks.
         shape_model: the shape prior (``None``: none).
-        threshold: the gate radius; ``None``: fuse all evidence.
+        threshold: the flag radius; ``None``: flag nothing.
+        nu: the robust weights' degrees of freedom (default :data:`~monai_ceph.shape.REFIT_NU`, as
+            :meth:`ShapeModel.refit`); ``None``: Gaussian fusion of all evidence.
 
     Returns:
         ``(landmarks, cov_mm, flagged)``: ``(K, 2)`` source pixels, ``(K, 2, 2)`` source mm^2, ``(K,)`` bool.
@@ -188,18 +193,15 @@ def refit_landmarks(
         mm, noise = points * spacing, _evidence_covariance(cov)
         # a position without evidence is left out (NaN): the shape model places (and mirrors) the shape by the
         # positions it is given
-        only_fixed = np.full_like(mm, np.nan)
-        only_fixed[fixed] = mm[fixed]
+        mm[~np.isfinite(noise).all((-1, -2)) & ~np.isin(np.arange(len(mm)), fixed)] = np.nan
         try:
-            if threshold is not None and len(fixed) >= 2:
-                expected, spread = shape_model.posterior(only_fixed, fixed)
-                total = np.where(np.isfinite(noise), spread + noise, np.nan)  # NaN: no evidence to test
-                flagged = np.nan_to_num(mahalanobis_squared(mm - expected, total), nan=0.0) > threshold**2
-                noise[flagged] = np.inf
-            mm[~np.isfinite(noise).all((-1, -2)) & ~np.isin(np.arange(len(mm)), fixed)] = np.nan
-            mean_mm, cov = shape_model.posterior(mm, fixed, noise)
+            mean_mm, cov = shape_model.posterior(mm, fixed, noise, nu=nu)
         except ValueError as e:
             raise RequestError(f"request 'fixed'/'missing': {e}") from None
+        if threshold is not None:
+            distance = mahalanobis_squared(mm - mean_mm, np.where(np.isfinite(noise), noise, np.nan))
+            flagged = np.nan_to_num(distance, nan=0.0) > threshold**2
+            flagged[fixed] = False
         points = mean_mm / spacing
     for i, xy in edit.fixed.items():
         points[i] = xy  # exactly as given, not through mm and back
