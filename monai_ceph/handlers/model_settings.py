@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from monai.utils import IgniteInfo, min_version, optional_import
@@ -19,12 +19,17 @@ __all__ = ["ModelSettingsWriter", "check_model_settings", "model_settings"]
 
 
 def model_settings(
-    spatial_size: Sequence[int], landmark_set: Any, codec: Any, input_scaling: str | None = None
+    spatial_size: Sequence[int],
+    landmark_set: Any,
+    codec: Any,
+    input_scaling: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict:
     """A JSON-able record of the settings that must match between training and use of a model: the network
     input ``spatial_size``, how images are scaled to it (``input_scaling``, the bundle's id of that name:
     ``"physical <mm> mm/px"`` or ``"fixed size"``; left out when ``None``), the landmark set's name and the codec's
-    class and scalar settings."""
+    class and scalar settings, plus any ``extra`` JSON-able entries (e.g. ``{"local": {"patch_size": 19.2, ...}}``,
+    the local stage's patch geometry; left out when ``None``)."""
     scalars = (int, float, str, bool, type(None))
     return {
         "spatial_size": [int(s) for s in spatial_size],
@@ -34,6 +39,7 @@ def model_settings(
             "name": type(codec).__name__,
             **{k: v for k, v in sorted(vars(codec).items()) if not k.startswith("_") and isinstance(v, scalars)},
         },
+        **json.loads(json.dumps(dict(extra or {}))),  # plain JSON values, as they read back from the file
     }
 
 
@@ -43,7 +49,8 @@ class ModelSettingsWriter:
 
     Args:
         filename: the sidecar, e.g. ``<ckpt_dir>/model.json``.
-        spatial_size, landmark_set, codec, input_scaling: the training's settings (see :func:`model_settings`).
+        spatial_size, landmark_set, codec, input_scaling, extra: the training's settings (see
+            :func:`model_settings`).
     """
 
     def __init__(
@@ -53,9 +60,10 @@ class ModelSettingsWriter:
         landmark_set: Any,
         codec: Any,
         input_scaling: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ):
         self.filename = filename
-        self.settings = model_settings(spatial_size, landmark_set, codec, input_scaling)
+        self.settings = model_settings(spatial_size, landmark_set, codec, input_scaling, extra)
 
     def attach(self, engine: Any) -> None:
         engine.add_event_handler(Events.STARTED, self)
@@ -70,12 +78,13 @@ def check_model_settings(
     landmark_set: Any,
     codec: Any,
     input_scaling: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict | None:
     """Compare this run's settings with the ``model.json`` the model was trained with.
 
     Raises ``ValueError`` naming the file, each setting that differs and both values; a missing file (a
     checkpoint from before the sidecar existed) only warns, and so does a ``model.json`` that does not record the
-    input scaling (written before it was recorded). Returns the trained settings, or ``None``.
+    input scaling or an ``extra`` entry (written before it was recorded). Returns the trained settings, or ``None``.
     """
     if not os.path.isfile(filename):
         warnings.warn(f"{filename} not found: the model's training settings cannot be checked against this run.")
@@ -85,7 +94,11 @@ def check_model_settings(
             trained = json.load(f)
     except (OSError, ValueError) as e:
         raise ValueError(f"{filename}: cannot read the model's training settings: {e}") from e
-    current = model_settings(spatial_size, landmark_set, codec, input_scaling)
+    current = model_settings(spatial_size, landmark_set, codec, input_scaling, extra)
+    for key in sorted(set(extra or {}) - set(trained)):
+        warnings.warn(f"{filename} does not record {key!r}, which this run checks ({current[key]!r}): it was "
+                      "written before that was recorded, so it cannot be checked.")
+        del current[key]
     if "input_scaling" in current and "input_scaling" not in trained:
         warnings.warn(f"{filename} does not record the input scaling the model was trained with: this run uses "
                       f"{current['input_scaling']!r} (configs/fixed_size.json for a model trained with the paper's "

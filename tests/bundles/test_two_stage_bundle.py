@@ -124,6 +124,22 @@ def test_local_stage_lives_beside_the_global_one(phantom_run):
     assert tuple(phantom_run.local.trainer.state.output[0]["image"].shape) == (1, 32, 32)
     assert math.isfinite(phantom_run.local.evaluator.state.metrics["val_mre"])
     assert any((phantom_run.root / "eval" / "local").glob("events.out.tfevents.*"))
+    # the local stage's own settings travel with it, beside the global one's
+    settings = json.loads((models / "local" / "model.json").read_text())
+    assert settings["local"] == {"patch_size": 48.0, "spacing": 1.5, "prior_sigma": None}
+    assert "local" not in json.loads((models / "model.json").read_text())
+
+
+@pytest.mark.slow
+def test_local_stage_of_other_patch_settings_is_refused(phantom_run, configs):
+    with pytest.raises(Exception) as err:
+        run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **{**phantom_run.override, "local#patch_size": 24.0})
+    text, exc = [], err.value
+    while exc is not None:
+        text.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = "\n".join(text)
+    assert str(phantom_run.root / "models" / "local" / "model.json") in text and "'patch_size': 48.0" in text
 
 
 @pytest.mark.slow
@@ -261,6 +277,7 @@ def test_prior_conditioned_local_stage(phantom_run, configs):
     coarse = json.loads((output_dir / "test" / "coarse_radial_error_summary.json").read_text())
     assert refined["mre_mm"] < coarse["mre_mm"], (refined["mre_mm"], coarse["mre_mm"])
     assert (root / "models" / "local_prior" / "model.pt").is_file() and (root / "models" / "local" / "model.pt").is_file()
+    assert json.loads((root / "models" / "local_prior" / "model.json").read_text())["local"]["prior_sigma"] == 3.0
     prior_model = str(root / "models" / "local_prior" / "model.pt")
     with pytest.raises(Exception) as err:  # the plain two-stage overlays refuse it, naming the overlay it needs
         run_workflow(configs, TWO_STAGE_EVALUATE, "eval", **override, **{"local#ckpt_path": prior_model})

@@ -49,3 +49,18 @@ def test_input_scaling_is_recorded_and_checked(tmp_path):
     assert "input_scaling" not in json.loads(path.read_text())
     with pytest.warns(UserWarning, match=r"does not record the input scaling .* 'physical 1.25 mm/px'"):
         assert check_model_settings(path, (64, 64), "isbi2015", codec, "physical 1.25 mm/px") is not None
+
+
+def test_extra_settings_are_recorded_and_checked(tmp_path):
+    path = tmp_path / "model.json"
+    codec = GaussianHeatmapCodec()
+    local = {"local": {"patch_size": 19.2, "spacing": 0.3, "prior_sigma": None}}
+    ModelSettingsWriter(path, [64, 64], "isbi2015", codec, extra=local)()
+    assert json.loads(path.read_text())["local"] == local["local"]
+    assert check_model_settings(path, (64, 64), "isbi2015", codec, extra=local)["local"] == local["local"]
+    with pytest.raises(ValueError, match=r"model.json.*local .*'patch_size': 19.2.*this run.*'patch_size': 24.0"):
+        check_model_settings(path, (64, 64), "isbi2015", codec, extra={"local": {**local["local"], "patch_size": 24.0}})
+    # a model.json written before the entry was recorded: warned, not refused
+    ModelSettingsWriter(path, [64, 64], "isbi2015", codec)()
+    with pytest.warns(UserWarning, match="does not record 'local'"):
+        assert check_model_settings(path, (64, 64), "isbi2015", codec, extra=local) is not None
