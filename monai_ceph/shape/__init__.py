@@ -12,7 +12,7 @@
 """
 
 from .procrustes import Similarity, centroid_size, similarity_fit
-from .model import CHI2_2_99, REFIT_NU, ShapeModel, ShapePlausibility
+from .model import CHI2_2_99, REFIT_NU, VARIANCE_KEPT, ShapeModel, ShapePlausibility
 from .uncertainty import (
     UncertaintyCalibration,
     chi2_2_quantile,

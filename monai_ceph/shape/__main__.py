@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from monai_ceph.data import DataFileError
 
 from .build import build_shape_model
+from .model import VARIANCE_KEPT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("datalist", help="datalist JSON (python -m monai_ceph.data.datalist)")
     p.add_argument("output", help="shape model JSON to write")
     p.add_argument("--section", default="training", help="datalist section (default: %(default)s)")
-    p.add_argument("--variance-kept", type=float, default=0.98, help="share of variance of the modes (%(default)s)")
+    p.add_argument("--variance-kept", type=float, default=VARIANCE_KEPT,
+                   help="share of variance of the modes (%(default)s)")
     args = p.parse_args(argv)
     try:
         model = build_shape_model(args.datalist, args.section, variance_kept=args.variance_kept)

@@ -44,13 +44,16 @@ from monai_ceph.data.landmark_sets import get_landmark_set
 from .procrustes import Similarity, centroid_size, similarity_fit
 from .utils import read_json, write_json
 
-__all__ = ["ShapeModel", "ShapePlausibility", "CHI2_2_99", "REFIT_NU"]
+__all__ = ["ShapeModel", "ShapePlausibility", "CHI2_2_99", "REFIT_NU", "VARIANCE_KEPT"]
 
 FORMAT = "monai_ceph.shape_model/1"
 CHI2_2_99 = -2.0 * math.log(0.01)  # 99 % quantile of chi^2 with 2 degrees of freedom (9.21)
 # degrees of freedom of the re-fit's Student-t weights, chosen on the ISBI validation section and Test1 (of 0.5, 1,
 # 2 and 4, on two models: bundles/cephres/docs/shape_uncertainty.md)
 REFIT_NU = 1.0
+# share of the training shapes' variance kept in the modes, chosen as REFIT_NU (of 0.98, 0.99, 0.995 and 0.999):
+# bundles/cephres/docs/shape_uncertainty.md
+VARIANCE_KEPT = 0.995
 MIRROR_FROM_FIXED = 4  # the robust fit takes a mirrored profile from this many fixed points (3 fit either way)
 ROBUST_ITERATIONS = 20  # at most this many reweightings
 ROBUST_TOLERANCE = 1e-3  # the weights have settled when none changes by more than this
@@ -252,7 +255,7 @@ class ShapeModel:
         cls,
         shapes,
         landmark_set: str | None = None,
-        variance_kept: float = 0.98,
+        variance_kept: float = VARIANCE_KEPT,
         max_modes: int | None = None,
         min_residual_sd: float = 1.0,
         max_iterations: int = 100,
@@ -263,7 +266,8 @@ class ShapeModel:
         Args:
             shapes: ``(N, K, 2)`` landmarks in mm (``mm = source pixels * spacing``), NaN for missing points.
             landmark_set: name of their landmark set (checked against ``K``).
-            variance_kept: share of the aligned shapes' variance the retained modes explain.
+            variance_kept: share of the aligned shapes' variance the retained modes explain (default
+                :data:`VARIANCE_KEPT`).
             max_modes: at most this many modes.
             min_residual_sd: floor (mm) of the residual SD, so that no direction is trusted beyond it (about the
                 annotators' own scatter; on ISBI 2015 1 mm makes the per-point residuals of unseen Test1 shapes
