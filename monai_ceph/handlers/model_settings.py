@@ -17,6 +17,12 @@ Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_
 
 __all__ = ["ModelSettingsWriter", "check_model_settings", "model_settings"]
 
+# settings that older model.json files lack: how a warning names them, and what it suggests
+_LATER = {
+    "input_scaling": ("the input scaling",
+                      " (configs/fixed_size.json for a model trained with the paper's fixed-size resize)"),
+}
+
 
 def model_settings(
     spatial_size: Sequence[int],
@@ -95,15 +101,12 @@ def check_model_settings(
     except (OSError, ValueError) as e:
         raise ValueError(f"{filename}: cannot read the model's training settings: {e}") from e
     current = model_settings(spatial_size, landmark_set, codec, input_scaling, extra)
-    for key in sorted(set(extra or {}) - set(trained)):
-        warnings.warn(f"{filename} does not record {key!r}, which this run checks ({current[key]!r}): it was "
-                      "written before that was recorded, so it cannot be checked.")
+    # settings recorded later than the file was written: warned about, not checked
+    for key in sorted(({"input_scaling"} | set(extra or {})) & set(current) - set(trained)):
+        name, hint = _LATER.get(key, (repr(key), ""))
+        warnings.warn(f"{filename} does not record {name} the model was trained with: this run uses "
+                      f"{current[key]!r}{hint}.")
         del current[key]
-    if "input_scaling" in current and "input_scaling" not in trained:
-        warnings.warn(f"{filename} does not record the input scaling the model was trained with: this run uses "
-                      f"{current['input_scaling']!r} (configs/fixed_size.json for a model trained with the paper's "
-                      "fixed-size resize).")
-        del current["input_scaling"]
     differ = [
         f"{key} {trained.get(key)!r} (this run: {current[key]!r})" for key in current if trained.get(key) != current[key]
     ]

@@ -123,12 +123,19 @@ def _loo(residual: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.nd
     ``i`` given the rest has covariance ``Q_ii^-1`` and ``observed - predicted = Q_ii^-1 u``, so
     ``d_i^2 = u^T Q_ii^-1 u``.
     """
+    offset, _ = _loo_conditionals(residual, precision)
+    u = (precision @ residual).reshape(-1, 2)
+    distance = np.sqrt(np.maximum((u * offset).sum(-1), 0.0))
+    return distance, offset
+
+
+def _loo_conditionals(residual: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_loo`'s per-point offsets ``observed - predicted`` ``(n, 2)`` and conditional covariances
+    ``Q_ii^-1`` ``(n, 2, 2)``."""
     n = len(residual) // 2
     u = (precision @ residual).reshape(n, 2)
     qii = np.stack([precision[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] for i in range(n)])
-    offset = np.linalg.solve(qii, u[..., None])[..., 0]
-    distance = np.sqrt(np.maximum((u * offset).sum(-1), 0.0))
-    return distance, offset
+    return np.linalg.solve(qii, u[..., None])[..., 0], np.linalg.inv(qii)
 
 
 def _check_nu(nu) -> float | None:
@@ -580,9 +587,8 @@ class ShapeModel:
         for _ in range(ROBUST_ITERATIONS):
             extra = self.residual_variance * (1.0 / weights - 1.0)
             precision = np.linalg.inv(base + np.diag(np.repeat(extra, 2)))
-            # point i given the others: covariance Q_ii^-1 (less its own added residual), offset Q_ii^-1 (Q r)_i
-            spread = np.linalg.inv(np.stack([precision[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] for i in range(n)]))
-            offset = (spread @ (precision @ residual).reshape(n, 2, 1))[..., 0]
+            # point i given the others, its own added residual left out of the conditional covariance
+            offset, spread = _loo_conditionals(residual, precision)
             spread = spread - extra[:, None, None] * np.eye(2)
             d2 = (offset * np.linalg.solve(spread, offset[..., None])[..., 0]).sum(-1)
             new = np.minimum(1.0, (nu + 2.0) / (nu + d2))

@@ -89,6 +89,14 @@ def as_meta(img) -> MetaTensor:
     return img if isinstance(img, MetaTensor) else MetaTensor(torch.as_tensor(img))
 
 
+def offset_bound_mm(value, name: str) -> np.ndarray:
+    """A largest random offset in mm, one number or one per dim, as a ``(2,)`` float64 array (finite, >= 0)."""
+    bound = np.broadcast_to(np.asarray(value, dtype=np.float64), (SPATIAL_DIMS,))
+    if not np.all(np.isfinite(bound)) or np.any(bound < 0):
+        raise ValueError(f"{name} must be finite numbers >= 0 (mm), got {value!r}.")
+    return bound.copy()
+
+
 def as_spacing(spacing, spatial_dims: int = SPATIAL_DIMS) -> torch.Tensor:
     """Validate a pixel spacing (mm/pixel) and return it as a float32 tensor ``(spatial_dims,)``.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from monai.config import KeysCollection
@@ -26,7 +25,7 @@ from monai.utils.type_conversion import convert_to_dst_type
 from monai_ceph.transforms.landmarks.array import as_spacing
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 from monai_ceph.transforms.landmarks.dictionary import describe_item
-from monai_ceph.transforms.utils import SPATIAL_DIMS, check_image
+from monai_ceph.transforms.utils import SPATIAL_DIMS, check_image, offset_bound_mm
 
 __all__ = [
     "LandmarkPrior",
@@ -37,13 +36,6 @@ __all__ = [
     "RandJitterLandmarksD",
     "RandJitterLandmarksDict",
 ]
-
-
-def _mm_bound(value, name: str) -> np.ndarray:
-    bound = np.broadcast_to(np.asarray(value, dtype=np.float64), (SPATIAL_DIMS,))
-    if not np.all(np.isfinite(bound)) or np.any(bound < 0):
-        raise ValueError(f"{name} must be finite numbers >= 0 (mm), got {value!r}.")
-    return bound.copy()
 
 
 class LandmarkPrior(Transform):
@@ -155,7 +147,7 @@ class RandJitterLandmarksd(RandomizableTransform, MapTransform):
     ) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.jitter, self.shared_jitter = _mm_bound(jitter, "jitter"), _mm_bound(shared_jitter, "shared_jitter")
+        self.jitter, self.shared_jitter = offset_bound_mm(jitter, "jitter"), offset_bound_mm(shared_jitter, "shared_jitter")
         self.output_keys = ensure_tuple(output_keys)
         if len(self.output_keys) != len(self.keys):
             raise ValueError(f"output_keys {self.output_keys} must align with keys {self.keys}.")

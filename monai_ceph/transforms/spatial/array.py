@@ -166,7 +166,8 @@ class ResizeWithLandmarks(InvertibleTransform):
         size = self.resize_size(orig_size, spacing)
         # MONAI's anti-aliased bilinear resize, computed as two matrix products (same values, a fraction of the
         # time on a full-size radiograph): MONAI's Resize without anti-aliasing keeps the metadata and the trace
-        fast = self.mode == "bilinear" and self.anti_aliasing and not img_t.pending_operations
+        downsampled = any(n < o for n, o in zip(size, orig_size))  # MONAI smooths only then
+        fast = self.mode == "bilinear" and self.anti_aliasing and downsampled and not img_t.pending_operations
         resizer = Resize(
             size,
             mode=self.mode,
@@ -175,7 +176,7 @@ class ResizeWithLandmarks(InvertibleTransform):
             dtype=self.dtype,
         )
         out = resizer(img_t)
-        if fast and tuple(size) != orig_size:
+        if fast:
             data = img_t.as_tensor().to(self.dtype)
             out.set_array(separable_resize(data, size, self.anti_aliasing_sigma).to(out.dtype))
         extra_info = {"resize_info": out.applied_operations.pop()}

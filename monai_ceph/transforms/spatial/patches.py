@@ -36,7 +36,7 @@ from monai.utils.type_conversion import convert_to_dst_type
 
 from monai_ceph.transforms.landmarks.array import as_spacing, landmark_visibility
 from monai_ceph.transforms.landmarks.dictionary import describe_item
-from monai_ceph.transforms.utils import SPATIAL_DIMS, check_image, transform_points
+from monai_ceph.transforms.utils import SPATIAL_DIMS, check_image, offset_bound_mm, transform_points
 
 __all__ = [
     "LandmarkPatches",
@@ -336,11 +336,8 @@ class RandLandmarkPatchd(RandomizableTransform, LandmarkPatchesd):
         )
         if int(num_samples) != num_samples or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        jit = np.broadcast_to(np.asarray(jitter, dtype=np.float64), (SPATIAL_DIMS,))
-        if not np.all(np.isfinite(jit)) or np.any(jit < 0):
-            raise ValueError(f"jitter must be finite numbers >= 0 (mm), got {jitter!r}.")
         self.num_samples = int(num_samples)
-        self.jitter = jit.copy()
+        self.jitter = offset_bound_mm(jitter, "jitter")
         self._indices: np.ndarray = np.zeros(0, dtype=int)
         self._offsets_mm: np.ndarray = np.zeros((0, SPATIAL_DIMS))
 
