@@ -119,6 +119,7 @@ def start_server(root: Path, isbi_dir: Path):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), TMPDIR=str(tmp))
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
            "--conf", "bundle", str(bundle), "--conf", "spatial_size", SMALL, "--conf", "spacing", "0.1",
+           "--conf", "pretrained", "none",
            "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "w") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env)
