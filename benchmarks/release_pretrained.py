@@ -84,6 +84,28 @@ def max_shift_mm(a: Path, b: Path, key: str = "") -> float:
     return worst
 
 
+def regression_mre(folder: Path, ids: list[str]) -> float:
+    """MRE (mm) over the landmarks of images ``ids`` in a folder of landmark JSONs written with ground truth."""
+    errors = [lm["error_mm"] for i in ids for lm in json.loads((folder / f"{i}.json").read_text())["landmarks"]]
+    return float(np.mean([e for e in errors if e is not None]))
+
+
+def write_regression(work: Path, out: Path, n: int = 10) -> dict:
+    """``<out>/regression.json``: the MRE of the first ``n`` Test1 images for the tests that guard the inference
+    path (tests/api/test_pretrained.py): the full pipeline (two-stage + shape refinement, what the API and the CLI
+    run) and the global stage alone (what a single-stage path runs)."""
+    ids = sorted(p.stem for p in (work / "eval_release" / "shape_refined" / "test1" / "landmarks").glob("*.json"))[:n]
+    record = {
+        "section": "test1", "ground_truth": "average of senior and junior", "images": ids,
+        "mre_mm": {
+            "full": regression_mre(work / "eval_release" / "shape_refined" / "test1" / "landmarks", ids),
+            "global": regression_mre(work / "eval_release" / "shape_refined" / "test1" / "coarse_landmarks", ids),
+        },
+    }
+    (out / "regression.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, required=True, help="a benchmarks/isbi_cpu.py --two-stage run")
@@ -125,6 +147,7 @@ def main() -> None:
             "fp16_max_shift_mm": max_shift_mm(full, half) if full.is_dir() else None,
             "landmarks": str(work / "eval_release" / "shape_refined" / section / "landmarks"),
         }
+    figures["regression"] = write_regression(work, args.out)
     figures["minutes"] = (time.perf_counter() - start) / 60
     figures["size_mb"] = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e6
     (work / "release_figures.json").write_text(json.dumps(figures, indent=1))
@@ -141,6 +164,7 @@ def main() -> None:
                   f"| {sdr['3.0']:.1f} | {sdr['4.0']:.1f} | {'-' if rho is None else f'{rho:.2f}'} "
                   f"| {'-' if cov is None else f'{cov:.1f}'} |")
         print(f"half-precision weights move the {section} points by at most {block['fp16_max_shift_mm']} mm")
+    print(f"regression guard (first 10 Test1 images): {figures['regression']['mre_mm']}")
 
 
 if __name__ == "__main__":
