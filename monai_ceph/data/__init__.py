@@ -21,6 +21,7 @@ from .readers import (
     MissingLandmarkWarning,
     DICOM_SUFFIXES,
     LandmarkCollector,
+    PLAUSIBLE_SPACING_MM,
     SpacingError,
     check_spacing,
     is_dicom,

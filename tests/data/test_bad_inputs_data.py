@@ -165,7 +165,7 @@ def test_items_of_two_landmark_sets_are_refused(tmp_path):
 
 
 def test_a_lazy_datalist_writes_no_phantoms_until_used(tmp_path):
-    lazy = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=3, phantom_size=(24, 30), lazy=True)
+    lazy = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=3, phantom_size=(40, 50), lazy=True)
     assert isinstance(lazy, LazyDatalist) and not lazy.resolved and not (tmp_path / "ph").exists()
     assert len(lazy["training"]) + len(lazy["validation"]) + len(lazy["test"]) == 3
     assert lazy.resolved and (tmp_path / "ph" / "datalist.json").is_file()
@@ -202,3 +202,48 @@ def test_a_dicom_without_spacing_tags_takes_the_given_spacing(tmp_path):
     assert items == [{"image": str(dicom.resolve()), "spacing": [0.1, 0.2], "id": "scan"}]
     with pytest.raises(DataFileError, match=f"{dicom}: none of the tags .* gives a pixel spacing"):
         image_folder_datalist(tmp_path)
+
+
+# --- pixel spacing outside what a radiograph can have (issue 24) ---
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001, [0.1, 50.0]])
+def test_an_implausible_spacing_in_a_datalist_names_the_entry_value_and_range(tmp_path, spacing):
+    from monai_ceph.data import PLAUSIBLE_SPACING_MM, SpacingError
+
+    Image.new("L", (100, 80)).save(tmp_path / "a.png")
+    item = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": spacing, "id": "a"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [item]}))
+    before = path.read_text()
+    low, high = PLAUSIBLE_SPACING_MM
+    with pytest.raises(SpacingError, match=rf"mine.json \[training\] entry 0 \(id 'a'.*pixel spacing .* is outside "
+                                           rf"the range of a radiograph \[{low:g}, {high:g}\]"):
+        load_datalist(path)
+    assert path.read_text() == before
+
+
+@pytest.mark.parametrize("spacing", ["100", "0.0001"])
+def test_an_implausible_spacing_option_fails_the_command(capsys, tmp_path, output, spacing):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    Image.new("L", (100, 80)).save(folder / "a.png")
+    (folder / "a.json").write_text(json.dumps({"shapes": [{"label": "S", "points": [[1, 2]], "shape_type": "point"}],
+                                               "imagePath": "a.png"}))
+    code, err = _run(capsys, folder, output, "--format", "labelme", "--spacing", spacing)
+    _assert_failed(code, err, "spacing", "outside the range of a radiograph")
+    assert output.read_text() == KEEP
+
+
+@pytest.mark.parametrize("spacing", [0.01, 0.1, 1.0, 5.0])
+def test_spacings_a_radiograph_or_a_phantom_has_pass(spacing):
+    from monai_ceph.data import check_spacing
+
+    np.testing.assert_array_equal(check_spacing(spacing, "x"), [spacing, spacing])
+
+
+def test_a_phantom_too_small_for_a_radiograph_spacing_is_refused_before_writing(tmp_path):
+    from monai_ceph.data import SpacingError, write_phantom_dataset
+
+    with pytest.raises(SpacingError, match=r"phantoms of spatial_size \(8, 10\): pixel spacing \[24.0, 24.0\]"):
+        write_phantom_dataset(tmp_path / "ph", num_images=1, spatial_size=(8, 10))
+    assert not (tmp_path / "ph" / "datalist.json").exists()
