@@ -12,6 +12,7 @@ from .landmark_sets import (
     map_landmarks,
 )
 from .atomic import atomic_write_bytes, atomic_write_text
+from .json_io import dump_json, dumps_json, json_safe
 from .locations import ISBI_ENV, isbi_dir
 from .readers import (
     IMAGE_SUFFIXES,

@@ -247,3 +247,66 @@ def test_a_phantom_too_small_for_a_radiograph_spacing_is_refused_before_writing(
     with pytest.raises(SpacingError, match=r"phantoms of spatial_size \(8, 10\): pixel spacing \[24.0, 24.0\]"):
         write_phantom_dataset(tmp_path / "ph", num_images=1, spatial_size=(8, 10))
     assert not (tmp_path / "ph" / "datalist.json").exists()
+
+
+# --- valid JSON only, files with the user's umask (issue 24) ---
+
+def _strict_json(text):
+    """json.loads refusing the NaN / Infinity tokens that Python writes and strict readers reject."""
+    def refuse(token):
+        raise ValueError(f"invalid JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_dump_json_writes_non_finite_numbers_as_null(tmp_path):
+    from monai_ceph.data import dump_json, dumps_json
+
+    value = {"a": float("nan"), "b": [np.float32("inf"), -np.inf, 1.5], "c": np.array([np.nan, 2.0]), "d": (np.int64(3),)}
+    assert _strict_json(dumps_json(value)) == {"a": None, "b": [None, None, 1.5], "c": [None, 2.0], "d": [3]}
+    path = tmp_path / "out.json"
+    path.write_text(KEEP)
+    with pytest.raises(TypeError):  # not JSON at all: refused, the old file kept
+        dump_json({"x": object()}, path)
+    assert path.read_text() == KEEP
+    assert _strict_json(dump_json(value, path).read_text())["b"] == [None, None, 1.5]
+
+
+def test_datalists_and_labels_with_nan_are_valid_json(tmp_path):
+    from monai_ceph.data import write_datalist, write_monailabel_json
+
+    landmarks = np.full((19, 2), 1.0)
+    landmarks[3] = np.nan
+    label = write_monailabel_json(tmp_path / "l.json", landmarks, spacing=0.1)
+    assert _strict_json(label.read_text())
+    datalist = write_datalist({"training": [{"image": str(tmp_path / "a.png"), "spacing": [0.1, float("nan")]}]},
+                              tmp_path / "d.json")
+    assert _strict_json(datalist.read_text())["training"][0]["spacing"] == [0.1, None]
+
+
+def test_no_json_is_written_outside_the_one_writer():
+    """Every json.dump(s) of the package goes through monai_ceph.data.json_io (apps/ and cli.py aside)."""
+    import re
+    from pathlib import Path
+
+    import monai_ceph
+
+    root = Path(monai_ceph.__file__).parent
+    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py"))
+             if p.name != "json_io.py" and "apps" not in p.relative_to(root).parts and p.name != "cli.py"
+             or p.relative_to(root).as_posix() == "data/datalist/cli.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"json\.dumps?\(", line)]
+    assert found == [], found
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_take_the_users_umask(tmp_path, umask, mode):
+    from monai_ceph.data import dump_json
+
+    old = os.umask(umask)
+    try:
+        written = [atomic_write_text(tmp_path / "a.txt", "x"), dump_json({}, tmp_path / "sub" / "b.json")]
+        (tmp_path / "a.txt").chmod(0o600)
+        written.append(atomic_write_text(tmp_path / "a.txt", "y"))  # a replaced file too
+    finally:
+        os.umask(old)
+    assert [oct(p.stat().st_mode & 0o777) for p in written] == [oct(mode)] * 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..aariz import load_aariz
-from ..atomic import atomic_write_text
+from ..json_io import dump_json
 from ..isbi import load_isbi2015, load_isbi2015_original
 from ..labelme import load_labelme
 from ..landmark_sets import get_landmark_set
@@ -232,5 +231,5 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
                 {**item, "image": Path(os.path.relpath(os.path.abspath(item["image"]), base)).as_posix()}
                 for item in datalist.get(key, [])
             ]
-    return atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    return dump_json(out, path, indent=1)
 
