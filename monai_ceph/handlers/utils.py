@@ -15,6 +15,7 @@ from monai.data import decollate_batch
 from monai.utils import IgniteInfo, ImageMetaKey, convert_to_numpy, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
+from monai_ceph.data.ids import output_name
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -106,17 +107,14 @@ def item_id(item: Mapping, id_key: str | None = "id", image_key: str = "image") 
     if id_key is not None and item.get(id_key) is not None:
         value = item[id_key]
         value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
-        return str(value).replace(os.sep, "_").replace("/", "_")
+        return output_name(value)
     filename = item_source_filename(item, image_key)
     if filename is None:
         raise KeyError(
             f"cannot name the output: the engine output item has no {id_key!r} and no {image_key!r} meta "
             f"{ImageMetaKey.FILENAME_OR_OBJ!r}."
         )
-    name = os.path.basename(filename)
-    for _ in range(2 if name.endswith(".gz") else 1):
-        name = os.path.splitext(name)[0]
-    return name
+    return output_name(image=filename)
 
 
 class ItemHandler:

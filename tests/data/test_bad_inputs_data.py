@@ -3,6 +3,8 @@ the exit status or exception, that the message names the file (or entry, section
 nothing already written was lost."""
 
 import json
+import re
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -310,3 +312,37 @@ def test_atomic_writes_take_the_users_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert [oct(p.stat().st_mode & 0o777) for p in written] == [oct(mode)] * 3
+
+
+# --- output ids unique (issue 24) ---
+
+def test_folder_ids_never_collide(tmp_path):
+    from monai_ceph.data import image_folder_datalist
+
+    for name in ("a.png", "a.jpg", "a_png.png", "b.PNG", "B.jpg", "c.png"):
+        Image.new("L", (8, 8)).save(tmp_path / name, format="PNG")
+    items = image_folder_datalist(tmp_path, spacing=0.1)
+    ids = {Path(i["image"]).name: i["id"] for i in items}
+    assert ids == {"a.jpg": "a_jpg", "a.png": "a_png_2", "a_png.png": "a_png", "B.jpg": "B_jpg", "b.PNG": "b_png",
+                   "c.png": "c"}
+    assert len({i.casefold() for i in ids.values()}) == len(ids)
+    assert [i["id"] for i in image_folder_datalist(tmp_path, spacing=0.1)] == [i["id"] for i in items]  # deterministic
+
+
+@pytest.mark.parametrize("second, shared", [({"id": "a"}, "'a' at entries [0, 1]"),
+                                            ({"id": "A"}, "'a' at entries [0, 1]"),
+                                            ({"id": None, "image": "sub/a.png"}, "'a' at entries [0, 1]")])
+def test_a_datalist_whose_items_share_an_id_is_refused_naming_the_ids(tmp_path, second, shared):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "sub/a.png"):
+        Image.new("L", (100, 80)).save(tmp_path / name)
+    first = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": [0.1, 0.1], "id": "a"}
+    other = {k: v for k, v in {**first, **second}.items() if v is not None}
+    if "id" not in second or second["id"] is None:
+        first = {k: v for k, v in first.items() if k != "id"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [first], "test": [first, other]}))
+    before = path.read_text()
+    with pytest.raises(DataFileError, match=rf"mine.json \[test\]: items share an id \({re.escape(shared)}\)"):
+        load_datalist(path)
+    assert path.read_text() == before
