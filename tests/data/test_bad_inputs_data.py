@@ -346,3 +346,46 @@ def test_a_datalist_whose_items_share_an_id_is_refused_naming_the_ids(tmp_path, 
     with pytest.raises(DataFileError, match=rf"mine.json \[test\]: items share an id \({re.escape(shared)}\)"):
         load_datalist(path)
     assert path.read_text() == before
+
+
+# --- the datalist command never writes over an input, and says when it changes a split (issue 24) ---
+
+@pytest.mark.parametrize("target", ["test1_senior.csv", "images/001.jpg", "notes.txt"])
+def test_the_command_never_writes_over_a_file_of_the_dataset(capsys, isbi_csv_dataset, target):
+    (isbi_csv_dataset / "notes.txt").write_text("mine")
+    path = isbi_csv_dataset / target
+    before = path.read_bytes()
+    code, err = _run(capsys, isbi_csv_dataset, path)
+    _assert_failed(code, err, str(path), "inside the dataset folder", "not replaced")
+    assert path.read_bytes() == before
+
+
+def test_the_command_writes_a_new_datalist_inside_the_dataset_folder(capsys, isbi_csv_dataset):
+    code, _ = _run(capsys, isbi_csv_dataset, isbi_csv_dataset / "datalist.json")
+    assert code == 0 and len(json.loads((isbi_csv_dataset / "datalist.json").read_text())["training"]) == 1
+
+
+def test_rescaled_split_fractions_are_reported(capsys, isbi_csv_dataset, output):
+    from monai_ceph.data.datalist import SplitWarning
+
+    with pytest.warns(SplitWarning, match=r"--split fractions \[1.0, 1.0, 2.0\] sum to 4, not 1: rescaled to "
+                                          r"\[0.25, 0.25, 0.5\]"):
+        code, _ = _run(capsys, isbi_csv_dataset, output, "--split", "1", "1", "2")
+    assert code == 0
+
+
+def test_a_split_that_leaves_a_section_empty_is_reported(capsys, isbi_csv_dataset, output):
+    from monai_ceph.data.datalist import SplitWarning
+
+    with pytest.warns(SplitWarning, match=r"of 3 images leave \['test'\] empty \(counts \{'training': 2, "
+                                          r"'validation': 1, 'test': 0\}\)"):
+        code, _ = _run(capsys, isbi_csv_dataset, output, "--split", "0.6", "0.3", "0.1")
+    assert code == 0 and json.loads(output.read_text())["test"] == []
+
+
+def test_an_exact_split_says_nothing(capsys, isbi_csv_dataset, output):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _run(capsys, isbi_csv_dataset, output, "--split", "0.34", "0.33", "0.33")[0] == 0
