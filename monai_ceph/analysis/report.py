@@ -14,6 +14,7 @@ from monai.handlers import from_engine
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet, dump_json, get_landmark_set
+from monai_ceph.handlers.output_lock import hold_output_folder
 from monai_ceph.handlers.utils import engine_output, write_csv
 
 from .agreement import agreement
@@ -86,6 +87,7 @@ class AnalysisReport:
         """
         if self._name is None:
             self.logger = engine.logger
+        hold_output_folder(engine, self.output_dir, rank=self.save_rank)
         if not engine.has_event_handler(self._started, Events.STARTED):
             engine.add_event_handler(Events.STARTED, self._started)
         if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):

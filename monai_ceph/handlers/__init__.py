@@ -7,3 +7,4 @@ from .time_limit import TimeLimit
 from .model_settings import ModelSettingsWriter, check_model_settings, model_settings
 from .uncertainty import UncertaintyCalibrationSaver, UncertaintyRecords, uncertainty_summary
 from .batch_summary import FAILED_FILENAME, BatchSummary
+from .output_lock import LOCK_FILENAME, OutputFolderBusyError, hold_output_folder

@@ -12,6 +12,8 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data.json_io import dump_json
 
+from .output_lock import hold_output_folder
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 __all__ = ["BatchSummary", "FAILED_FILENAME"]
@@ -51,6 +53,7 @@ class BatchSummary:
         return self.output_dir / FAILED_FILENAME
 
     def attach(self, engine: Any) -> None:
+        hold_output_folder(engine, self.output_dir)
         engine.add_event_handler(Events.STARTED, self.started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
         engine.add_event_handler(Events.DATALOADER_STOP_ITERATION, self.loader_exhausted)

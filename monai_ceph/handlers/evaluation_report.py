@@ -15,6 +15,7 @@ from monai_ceph.data.atomic import atomic_write_bytes, atomic_write_text
 from monai_ceph.data.json_io import dump_json
 from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, summarize_radial_errors
 
+from .output_lock import hold_output_folder
 from .uncertainty import UncertaintyRecords, uncertainty_summary
 from .utils import decollated_items, engine_output, landmark_labels
 
@@ -116,6 +117,7 @@ class EvaluationReport:
         """
         if self._name is None:
             self.logger = engine.logger
+        hold_output_folder(engine, self.output_dir, rank=self.save_rank)
         if not engine.has_event_handler(self, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self)
         if self.records is not None and not engine.has_event_handler(self.record, Events.ITERATION_COMPLETED):

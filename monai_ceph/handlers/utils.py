@@ -17,6 +17,8 @@ from monai.utils import IgniteInfo, ImageMetaKey, convert_to_numpy, min_version,
 from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
 from monai_ceph.data.ids import output_name
 
+from .output_lock import hold_output_folder
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 __all__ = [
@@ -121,8 +123,12 @@ class ItemHandler:
     """Base of the handlers that act on every decollated output item at ``ITERATION_COMPLETED``.
 
     Subclasses implement :meth:`handle`; items are ``engine.state.output`` completed by the batch keys (see
-    :func:`engine_output`) and mapped by ``output_transform``.
+    :func:`engine_output`) and mapped by ``output_transform``. A subclass that writes files sets ``output_dir``: the
+    folder is then locked for the run (:func:`~monai_ceph.handlers.output_lock.hold_output_folder`), so a second
+    run writing there at the same time fails instead of mixing its files with this one's.
     """
+
+    output_dir: str | os.PathLike | None = None
 
     def __init__(self, output_transform: Callable = lambda x: x, name: str | None = None) -> None:
         self.output_transform = output_transform
@@ -136,6 +142,8 @@ class ItemHandler:
         """
         if self._name is None:
             self.logger = engine.logger
+        if self.output_dir is not None:
+            hold_output_folder(engine, self.output_dir)
         if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
             engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
