@@ -40,9 +40,10 @@ __all__ = [
 ]
 
 CALIBRATION_FORMAT = "monai_ceph.uncertainty_calibration/1"
-PLAUSIBLE_CALIBRATION_SCALES = (1e-2, 1e2)
-"""The range a loaded calibration's scales must lie in: a calibrated sigma 100 times smaller or larger than the
-heatmap's own is a damaged or foreign file (fitted scales are about 1-3)."""
+PLAUSIBLE_CALIBRATION_SCALES = (1e-3, 1e3)
+"""The range a loaded calibration's scales must lie in: a calibrated sigma a thousand times smaller or larger than
+the heatmap's own is a damaged or foreign file (the released ISBI model's scales are 1.7-2.3 for the global stage,
+21-25 for the local stage's sharper heatmaps)."""
 CONFIDENCE_FLOOR = 1e-3  # 1 - confidence is clipped here: a saturated peak does not give a zero covariance
 CONFIDENCE_POWERS = np.round(np.arange(0.0, 2.0001, 0.05), 2)  # the grid UncertaintyCalibration.fit searches
 

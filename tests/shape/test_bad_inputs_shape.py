@@ -65,8 +65,8 @@ def calibration_file(tmp_path):
 @pytest.mark.parametrize("scales, fault", [
     ([math.inf] + [1.0] * 18, "calibration scales must be positive and finite"),
     ([math.nan] + [1.0] * 18, "calibration scales must be positive and finite"),
-    ([1e6] + [1.0] * 18, r"calibration scales outside \[0.01, 100\] \(landmark index, scale\): \[\(0, 1000000.0\)\]"),
-    ([1e-5] * 19, r"calibration scales outside \[0.01, 100\]"),
+    ([1e6] + [1.0] * 18, r"calibration scales outside \[0.001, 1000\] \(landmark index, scale\): \[\(0, 1000000.0\)\]"),
+    ([1e-5] * 19, r"calibration scales outside \[0.001, 1000\]"),
     ([1.0] * 18, "18 scales for the 19 landmarks of the isbi2015 set"),
 ])
 def test_a_calibration_with_absurd_scales_is_refused_naming_the_file(calibration_file, scales, fault):
@@ -93,3 +93,9 @@ def test_a_calibration_with_an_impossible_coverage_is_refused(calibration_file):
 def test_a_saved_calibration_is_valid_json(calibration_file):
     content = _strict(calibration_file.read_text())
     assert content["scales"] == pytest.approx(np.linspace(1.0, 2.0, 19).tolist())
+
+
+def test_a_local_stage_calibration_loads(tmp_path):
+    """The released two-stage calibration's scales are 21-25 (the local heatmaps are sharp): not absurd."""
+    path = UncertaintyCalibration(np.linspace(21.0, 25.0, 19), "isbi2015").save(tmp_path / "local.json")
+    np.testing.assert_allclose(UncertaintyCalibration.load(path).scales, np.linspace(21.0, 25.0, 19))

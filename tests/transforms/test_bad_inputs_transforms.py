@@ -122,3 +122,13 @@ def test_a_derived_spacing_may_be_coarser_than_a_radiograph():
     assert as_spacing(12.0).tolist() == [12.0, 12.0]  # a small model input's spacing: only finite and > 0
     with pytest.raises(ValueError, match="outside the range"):
         as_spacing(12.0, plausible=(0.01, 5.0))
+
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001])
+def test_the_physical_scale_input_refuses_an_implausible_spacing_before_resampling(spacing):
+    """100 mm/px once made the physical-scale resize allocate 42.8 GB; now it stops first, naming the image."""
+    from monai_ceph.transforms import PhysicalFieldd
+
+    item = {"image": _image(_ramp()), "landmarks": np.full((19, 2), 10.0), "spacing": [spacing, spacing]}
+    with pytest.raises(ValueError, match=rf"image {FILE}: pixel spacing .* outside the range of a radiograph"):
+        PhysicalFieldd(keys="image", spatial_size=(64, 80), field_mm=240)(item)
