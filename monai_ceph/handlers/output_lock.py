@@ -141,6 +141,9 @@ class _EngineLocks:
         for event in (Events.COMPLETED, Events.TERMINATE):  # registered now, after every handler attached before
             if not engine.has_event_handler(self.release, event):  # the run: the reports written at COMPLETED
                 engine.add_event_handler(event, self.release)  # are written under the lock
+        # and first on an exception: a handler before it that re-raises (MONAI's StatsHandler) would skip it
+        handlers = engine._event_handlers.get(Events.EXCEPTION_RAISED, [])
+        handlers.sort(key=lambda entry: entry[0] != self.exception_raised)  # stable: the others keep their order
         if self.held:
             return
         rank = _rank()  # read at the start: a distributed run may initialise after attaching

@@ -134,3 +134,19 @@ def test_the_reports_written_at_completed_are_written_under_the_lock(tmp_path, m
     make_evaluator(val_handlers=[report, LandmarkWriter(out, landmark_set=None)],
                    key_val_metric={"val_mre": RadialError(landmark_set=None)}).run()
     assert locked == [True] and not (out / LOCK_FILENAME).exists()
+
+
+def test_the_lock_is_let_go_before_a_logging_handler_re_raises(tmp_path, make_evaluator):
+    """MONAI's StatsHandler, attached first, logs an exception and raises it again: the lock goes all the same."""
+    from monai.handlers import StatsHandler
+
+    out = tmp_path / "out"
+    evaluator = make_evaluator(val_handlers=[StatsHandler(iteration_log=False), *_writers(out)])
+
+    def fail(engine):
+        raise RuntimeError("the network broke")
+
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED, fail)
+    with pytest.raises(RuntimeError, match="the network broke"):
+        evaluator.run()
+    assert not (out / LOCK_FILENAME).exists()
