@@ -3,11 +3,12 @@
 Every handler that writes per-image or report files into an ``output_dir`` (:class:`LandmarkWriter`,
 :class:`OverlaySaver`, :class:`EvaluationReport`, :class:`BatchSummary`, and the analysis writers) calls
 :func:`hold_output_folder` when attached: at the engine's ``STARTED`` the folder's lock file
-(:data:`LOCK_FILENAME`, holding the run's pid and host) is taken with an exclusive ``flock``, and it is let go at
-``COMPLETED``, ``TERMINATE`` or an exception. A second process that starts writing there meanwhile fails at once with
-an :class:`OutputFolderBusyError` naming the folder and the other run's pid. The writers of one run (one process)
-share the lock. The kernel releases a ``flock`` when its process dies, so the lock of a run that was killed is
-stale and the next run takes it over. In a distributed run one rank holds the lock for all (rank 0, or the one that writes a report).
+(:data:`LOCK_FILENAME`, holding the run's pid and host) is taken with an exclusive ``flock``, and it is let go
+after the reports written at ``COMPLETED``, or at an exception. A second process that starts writing there meanwhile
+fails at once with an :class:`OutputFolderBusyError` naming the folder and the other run's pid. The writers of one
+run (one process) share the lock. The kernel releases a ``flock`` when its process dies, so the lock of a run that
+was killed is stale and the next run takes it over. In a distributed run one rank holds the lock for all (rank 0,
+or the one that writes a report).
 
 Where ``fcntl`` is missing (Windows) nothing is locked.
 """
@@ -118,7 +119,7 @@ def _rank() -> int:
 
 def hold_output_folder(engine: Any, folder: str | os.PathLike, rank: int = 0) -> None:
     """Hold the lock of ``folder`` while ``engine`` runs: taken at ``STARTED`` (the run fails there if another
-    process writes into the folder), let go at ``COMPLETED``, ``TERMINATE`` or an exception (re-raised when no other
+    process writes into the folder), let go after the last ``COMPLETED`` handler (at ``TERMINATE`` when ``COMPLETED`` is skipped) or at an exception (re-raised when no other
     handler takes ``EXCEPTION_RAISED``, as Ignite does without one). The folders of one engine share one set of
     handlers; attaching a folder twice is a no-op. Only process ``rank`` (0 when not distributed) takes the lock:
     the rank that writes a report (its ``save_rank``), rank 0 for writers every rank writes with."""
@@ -138,9 +139,11 @@ class _EngineLocks:
         self.held: list[str | os.PathLike] = []
 
     def __call__(self, engine: Any) -> None:
-        for event in (Events.COMPLETED, Events.TERMINATE):  # registered now, after every handler attached before
-            if not engine.has_event_handler(self.release, event):  # the run: the reports written at COMPLETED
-                engine.add_event_handler(event, self.release)  # are written under the lock
+        # registered now, after every handler attached before the run: the reports written at COMPLETED are written
+        # under the lock (a terminated run fires TERMINATE, then COMPLETED unless told to skip it)
+        if not engine.has_event_handler(self.release, Events.COMPLETED):
+            engine.add_event_handler(Events.COMPLETED, self.release)
+            engine.add_event_handler(Events.TERMINATE, self.terminated)
         # and first on an exception: a handler before it that re-raises (MONAI's StatsHandler) would skip it
         handlers = engine._event_handlers.get(Events.EXCEPTION_RAISED, [])
         handlers.sort(key=lambda entry: entry[0] != self.exception_raised)  # stable: the others keep their order
@@ -156,6 +159,10 @@ class _EngineLocks:
     def release(self, engine: Any = None) -> None:
         while self.held:
             release_output_folder(self.held.pop())
+
+    def terminated(self, engine: Any) -> None:
+        if getattr(engine, "should_terminate", None) == "skip_completed":
+            self.release()
 
     def exception_raised(self, engine: Any, e: BaseException) -> None:
         self.release()

@@ -150,3 +150,15 @@ def test_the_lock_is_let_go_before_a_logging_handler_re_raises(tmp_path, make_ev
     with pytest.raises(RuntimeError, match="the network broke"):
         evaluator.run()
     assert not (out / LOCK_FILENAME).exists()
+
+
+def test_a_terminated_run_writes_its_reports_under_the_lock_then_lets_go(tmp_path, make_evaluator):
+    out = tmp_path / "out"
+    summary = BatchSummary(out)
+    locked = []
+    original = summary.completed
+    summary.completed = lambda engine: (locked.append((out / LOCK_FILENAME).is_file()), original(engine))[1]
+    evaluator = make_evaluator(val_handlers=[summary])
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED(once=1), lambda e: e.terminate())
+    evaluator.run()
+    assert locked == [True] and (out / "failed.json").is_file() and not (out / LOCK_FILENAME).exists()
