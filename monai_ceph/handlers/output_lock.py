@@ -24,6 +24,8 @@ from typing import Any
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_ceph.data.json_io import dumps_json
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 try:
@@ -88,7 +90,7 @@ def acquire_output_folder(folder: str | os.PathLike) -> Path | None:
             os.close(fd)
         os.ftruncate(fd, 0)  # a stale lock (its process died) is taken over: our pid replaces its
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+        os.write(fd, dumps_json({"pid": os.getpid(), "host": socket.gethostname()}).encode())
         _held[key] = [fd, 1]
     return lock
 
