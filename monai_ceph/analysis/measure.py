@@ -11,7 +11,7 @@ import numpy as np
 
 from monai.utils import convert_to_numpy
 
-from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.data import LandmarkSet, SpacingError, check_spacing, get_landmark_set
 
 from . import geometry
 from .definitions import DERIVED_POINTS, MEASUREMENTS, Measurement, get_measurement
@@ -57,7 +57,8 @@ def _landmarks(landmarks: Any, lset: LandmarkSet) -> np.ndarray:
 
 
 def _spacing(spacing: Any) -> tuple[np.ndarray | None, str | None]:
-    """``(spacing (2,), None)``, or ``(None, why)`` when it is missing or unusable (mm measures are then NaN)."""
+    """``(spacing (2,), None)``, or ``(None, why)`` when it is missing or unusable (mm measures are then NaN): not
+    finite, not positive or outside a radiograph's range (:func:`monai_ceph.data.check_spacing`)."""
     if spacing is None:
         return None, "pixel spacing is missing"
     s = np.asarray(convert_to_numpy(spacing, wrap_sequence=True), dtype=np.float64).reshape(-1)
@@ -65,9 +66,10 @@ def _spacing(spacing: Any) -> tuple[np.ndarray | None, str | None]:
         s = np.repeat(s, 2)
     if s.size != 2:
         raise ValueError(f"spacing must be a scalar or (2,) mm/pixel, got {s.size} values.")
-    if not np.all(np.isfinite(s) & (s > 0)):
-        return None, f"pixel spacing {s.tolist()} is not positive"
-    return s, None
+    try:
+        return check_spacing(s, "spacing"), None
+    except SpacingError as e:
+        return None, str(e).rstrip(".")
 
 
 def _direction(landmarks: np.ndarray, lset: LandmarkSet, pairs) -> np.ndarray | None:
@@ -178,9 +180,10 @@ def measure(
     Args:
         landmarks: ``(N, 2)`` numpy array, tensor or nested list in source pixels, ``(x, y)`` as the package
             carries them (x = column, y = row), NaN where missing; N must match ``landmark_set``.
-        spacing: mm/pixel, ``(2,)`` in the same order or a scalar. Missing (None) or not positive: the mm
-            measurements are NaN (an error when ``names`` asks for one); angles and ratios are still computed,
-            taking the pixels as square.
+        spacing: mm/pixel, ``(2,)`` in the same order or a scalar. Missing (None), not positive or outside a
+            radiograph's range (:data:`monai_ceph.data.PLAUSIBLE_SPACING_MM`): the mm measurements are NaN (an error
+            naming the fault when ``names`` asks for one); angles and ratios are still computed, taking the pixels
+            as square.
         landmark_set: a name of :func:`monai_ceph.data.get_landmark_set` or a set.
         names: the measurements to compute (names of :data:`~monai_ceph.analysis.definitions.MEASUREMENTS`);
             None for all of them.

@@ -106,3 +106,15 @@ def test_the_anatomical_axes_follow_the_film(layout):
     assert profile_facing(points) == 1.0 and profile_facing(points * [-1, 1]) == -1.0
     points[ISBI2015.index("Po")] = np.nan  # no Frankfort horizontal: S->N gives the anterior direction
     np.testing.assert_allclose(anatomical_axes(points)[0], points[ISBI2015.index("N")] - points[ISBI2015.index("S")])
+
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001])
+def test_an_implausible_spacing_gives_no_mm_measurement(layout, spacing):
+    from monai_ceph.analysis import measure_with_reasons
+
+    values, reasons = measure_with_reasons(layout(), spacing)
+    assert math.isnan(values["S-N"]) and "outside the range of a radiograph" in reasons["S-N"]
+    assert values["SNA"] == pytest.approx(UPRIGHT_TYPICAL["SNA"], abs=1e-6)  # angles do not need it
+    with pytest.raises(ValueError, match=r"spacing: pixel spacing .* outside the range of a radiograph .*needed for "
+                                         r"the mm measurements \['S-N'\]"):
+        measure(layout(), spacing, names=["SNA", "S-N"])
