@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..aariz import load_aariz
+from ..ids import duplicate_ids, output_name
 from ..json_io import dump_json
 from ..isbi import load_isbi2015, load_isbi2015_original
 from ..labelme import load_labelme
@@ -131,9 +132,11 @@ def split_records(
     every record lands in exactly one part, and each part is sorted by id.
     """
     ordered = sorted(records, key=lambda r: r.id)
-    ids = [r.id for r in ordered]
-    if len(set(ids)) != len(ids):
-        raise ValueError("records must have unique ids to be split reproducibly.")
+    duplicates = duplicate_ids(output_name(r.id) for r in ordered)
+    if duplicates:
+        shown = {name: [ordered[k].image for k in ks] for name, ks in duplicates.items()}
+        raise ValueError(f"records share ids {shown}: each needs its own to be split reproducibly and to name its "
+                         "outputs.")
     permuted = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
     parts, start = {}, 0
     for key, count in zip(DATALIST_KEYS, _counts(len(ordered), fractions)):
