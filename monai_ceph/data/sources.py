@@ -246,13 +246,18 @@ def load_datalist(
             raise DataFileError(f"{path}: not a datalist (expected an object of sections, got {type(content).__name__}).")
         # every list of items is a section: training/validation/test, and any others (e.g. "test2")
         names = [k for k, v in content.items() if isinstance(v, list) and all(isinstance(i, dict) for i in v)]
-        for key in ("training", "validation", "test"):
-            if key in content and key not in names:
-                if not isinstance(content[key], list):
-                    raise DataFileError(f"{path} [{key}]: a section must be a list of items, got "
-                                        f"{type(content[key]).__name__}.")
-                check_datalist(content[key], f"{path} [{key}]")  # raises naming the entry that is not an item
         sections = {key: [] for key in ("training", "validation", "test")}
+        for key, value in content.items():
+            if key in names:
+                continue
+            if key in sections and not isinstance(value, list):
+                raise DataFileError(f"{path} [{key}]: a section must be a list of items, got {type(value).__name__}.")
+            # a section with an entry that is not an item (a standard one, or another with some items): refused, not
+            # dropped; a list of no items under another key (notes, landmark names) is not a section
+            if isinstance(value, list) and (key in sections or any(isinstance(i, dict) for i in value)):
+                i, entry = next((i, e) for i, e in enumerate(value) if not isinstance(e, dict))
+                raise DataFileError(f"{path} [{key}] entry {i}: expected an object {{'image', 'landmarks', "
+                                    f"'spacing'}}, got {entry!r}.")
         for key in names:
             sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key) if content[key] else []
         where = str(path)

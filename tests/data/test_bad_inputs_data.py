@@ -389,3 +389,12 @@ def test_an_exact_split_says_nothing(capsys, isbi_csv_dataset, output):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _run(capsys, isbi_csv_dataset, output, "--split", "0.34", "0.33", "0.33")[0] == 0
+
+
+def test_an_extra_section_with_a_bad_entry_is_refused_not_dropped(tmp_path):
+    Image.new("L", (100, 80)).save(tmp_path / "a.png")
+    item = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": [0.1, 0.1], "id": "a"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [item], "test2": [item, "b.png"], "notes": ["kept aside"]}))
+    with pytest.raises(DataFileError, match=r"mine.json \[test2\] entry 1: expected an object"):
+        load_datalist(path)
