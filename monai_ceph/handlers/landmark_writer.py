@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +10,7 @@ import numpy as np
 from monai.utils import convert_to_numpy
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
-from monai_ceph.data.atomic import atomic_write_text
+from monai_ceph.data.json_io import dump_json
 from monai_ceph.metrics.radial_error import compute_radial_error
 
 from .provenance import result_warnings
@@ -215,7 +214,7 @@ class LandmarkWriter(ItemHandler):
                 record["model"] = self.model
                 record["warnings"] = result_warnings(
                     self.model, item.get(self.plausibility_key), item.get(self.unrefined_key))
-            atomic_write_text(f"{base}.json", json.dumps(record, indent=2))
+            dump_json(record, f"{base}.json")
             paths.append(f"{base}.json")
         if "csv" in self.formats:
             columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())
