@@ -130,8 +130,7 @@ class CephLandmarkTrain(TrainTask):
             logging_file=False,  # keep MONAI Label's logging (the bundle's logging.conf would replace it)
             workflow_type="train",
             run_id="training",
-            **self.app_config.overrides(),
-            ckpt_dir=str(self.app_config.own_models_dir),
+            **{**self.app_config.overrides(), "ckpt_dir": str(self.app_config.own_models_dir)},
             datalist_file=str(datalist_file),
             max_epochs=max_epochs,
             resume=False,
