@@ -80,9 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"detect": _detect, "analyse": _analyse, "bundle": _bundle}[args.command]
     try:
         return command(args)
-    except (OSError, ValueError, KeyError) as e:
-        message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {message}", file=sys.stderr)
+    except Exception as e:
+        from monai_ceph.errors import error_line, input_error, show_traceback
+
+        found = e if isinstance(e, (OSError, ValueError)) else input_error(e)
+        if isinstance(e, KeyError) and e.args:
+            found = ValueError(e.args[0])
+        if found is None:
+            raise
+        if show_traceback():  # MONAI_CEPH_TRACEBACK=1
+            import traceback
+
+            traceback.print_exc()
+        print(error_line(found), file=sys.stderr)
         return 2
 
 
@@ -108,11 +118,29 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _check_device(device: str | None) -> None:
+    """A ``ValueError`` naming ``--device`` unless it is a device this machine has."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"--device {device}: not a torch device ({e}); use e.g. cpu or cuda:0.") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA GPU"
+            raise ValueError(f"--device {device}: this machine has {found}; use --device cpu.")
+
+
 def _detect(args: argparse.Namespace) -> int:
     from monai_ceph.apps import LandmarkDetector
     from monai_ceph.data import SpacingError
 
     files = _image_files(args.images)
+    _check_device(args.device)
     spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
     det = LandmarkDetector.from_bundle(args.bundle, checkpoint=args.checkpoint, device=args.device,
                                        output_dir=args.out)
