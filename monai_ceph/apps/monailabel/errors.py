@@ -8,8 +8,11 @@ DataLoader worker process 0. Original Traceback ...``): the message a user can a
 from __future__ import annotations
 
 from monai_ceph.data import DataFileError
+from monai_ceph.errors import InputError
 
-__all__ = ["RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "one_line"]
+__all__ = [
+    "RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "http_status", "one_line"
+]
 
 
 class RequestError(ValueError):
@@ -40,9 +43,17 @@ def exception_chain(error: BaseException) -> list[BaseException]:
 
 def input_error(error: BaseException) -> BaseException | None:
     """The innermost exception of the chain caused by the input (a :class:`~monai_ceph.data.DataFileError`, a
-    :class:`RequestError`), or ``None`` when the failure is not the client's."""
-    found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError))]
+    :class:`RequestError`, a :class:`monai_ceph.errors.InputError`), or ``None`` when the failure is not the
+    client's."""
+    found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError, InputError))]
     return found[-1] if found else None
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status of a client's input error: 413 for an image too large to decode, else 400."""
+    from monai_ceph.apps.monailabel.images import ImageTooLargeError
+
+    return 413 if isinstance(error, ImageTooLargeError) else 400
 
 
 def one_line(error: BaseException, limit: int = 400) -> str:

@@ -21,10 +21,11 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
+from monai_ceph.apps.monailabel.auth import configured_token, install_token_guard
 from monai_ceph.apps.monailabel.client import mount_client
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
-from monai_ceph.apps.monailabel.errors import SetupError, input_error
+from monai_ceph.apps.monailabel.errors import SetupError, http_status, input_error
 from monai_ceph.apps.monailabel.images import check_image_file, is_upload, remove_upload
 from monai_ceph.apps.monailabel.infer import CephLandmarkInfer
 from monai_ceph.apps.monailabel.params import check_infer_params
@@ -50,7 +51,7 @@ def _client_errors():
         error = input_error(e)
         if error is None:
             raise
-        raise HTTPException(status_code=400, detail=str(error)) from None
+        raise HTTPException(status_code=http_status(error), detail=str(error)) from None
 
 
 def _check_model(model, tasks: dict) -> None:
@@ -79,6 +80,7 @@ class CephalometricApp(MONAILabelApp):
 
     def __init__(self, app_dir: str, studies: str, conf: dict) -> None:
         self.app_config = CephAppConfig.from_conf(conf)
+        self.token = configured_token(conf)
         self.landmark_set = self.app_config.landmark_set()
         if self.app_config.spacing_source == "default":
             logger.warning(f"no --conf spacing: JPEG/PNG/BMP images are taken as {self.app_config.spacing} "
@@ -155,7 +157,7 @@ class CephalometricApp(MONAILabelApp):
         try:
             check_image_file(path, where)
         except DataFileError as e:
-            raise HTTPException(status_code=400, detail=str(e)) from None
+            raise HTTPException(status_code=http_status(e), detail=str(e)) from None
         return path
 
     def infer(self, request: dict, datastore=None) -> dict:
@@ -179,6 +181,11 @@ class CephalometricApp(MONAILabelApp):
         self.serving = mode
         if mode:
             check_infer_params()  # a params field that is not a JSON object: 400, not MONAI Label's 500
+            if install_token_guard(self.token):  # write requests need "Authorization: Bearer <token>" (auth.py)
+                logger.info("write requests need the token (--conf token / MONAI_CEPH_TOKEN).")
+            else:
+                logger.warning("no token (--conf token / MONAI_CEPH_TOKEN): anyone who reaches this server can "
+                               "change its datastore and train; bind it to 127.0.0.1.")
 
     def train(self, request: dict) -> dict:
         """MONAI Label's training. In the server (``POST /train/<model>?run_sync=true``) a mistake in the request or
