@@ -121,6 +121,7 @@ def start_server(root: Path, isbi_dir: Path, token: str | None = None):
     port = _free_port()
     log = root / "server.log"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), TMPDIR=str(tmp))
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])  # this checkout's
     env.pop("MONAI_CEPH_TOKEN", None)
     if token is not None:
         env["MONAI_CEPH_TOKEN"] = token

@@ -68,6 +68,14 @@ class LandmarkDatastore(LocalDatastore):
         super().__init__(datastore_path, **kwargs)
         self.history = History(datastore_path)
 
+    def _list_files(self, path, patterns):
+        """MONAI Label's file listing; in a label folder it also lists the ``.json`` landmark labels, so that a
+        label put back on disk (a restore from the history) is indexed again when the datastore refreshes."""
+        labels = os.path.realpath(self._datastore.label_path(None))
+        if os.path.realpath(path).startswith(labels + os.sep):
+            patterns = [*patterns, "*.json"]
+        return super()._list_files(path, patterns)
+
     def has_image(self, image_id: str) -> bool:
         """Whether ``image_id`` names an image of the datastore whose file exists."""
         uri = self.get_image_uri(image_id) if isinstance(image_id, str) else ""

@@ -96,7 +96,8 @@ class History:
         folder = os.path.join(self.folder, version)
         targets = [os.path.join(self.root, rel) for rel in record["files"]]
         self.keep(targets, f"replaced by the restore of {version}")
-        for rel, target in zip(record["files"], targets):
+        # labels first, the image last: a datastore watching the folder re-indexes on the image's arrival
+        for rel, target in sorted(zip(record["files"], targets), key=lambda pair: -pair[0].count(os.sep)):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.path.join(folder, rel), target)
         shutil.rmtree(folder)
