@@ -431,8 +431,9 @@ def _label_body(points, image_id: str):
                                      "files": _label_body(np.tile([[5.0, 6.0]], (19, 1)), "001")}),
         ("post", "/train/cephres", {"params": {"run_sync": "true"}, "json": {"max_epochs": 1}}),
         ("delete", "/model/cephres", {}),
+        ("get", "/logs/", {}),
     ],
-    ids=["delete-image", "delete-label", "replace-image", "save-label", "train", "delete-model"],
+    ids=["delete-image", "delete-label", "replace-image", "save-label", "train", "delete-model", "read-log"],
 )
 def test_write_requests_need_the_token(server, stored_label, method, path, kwargs):
     """Without the token: 401 naming the request; with another: 403; nothing in the studies folder changed."""

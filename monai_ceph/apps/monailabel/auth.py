@@ -5,7 +5,8 @@ changes something on the server (any method but GET/HEAD/OPTIONS: ``PUT``/``DELE
 ``POST``/``DELETE /train/...``, ``PUT``/``DELETE /model/...``, batch inference, scoring, ``/reload``...) needs the
 header ``Authorization: Bearer <token>``: without it the answer is 401, with another token 403. Inference
 (``POST /infer/<model>``), active learning's next-sample choice and sessions (which the inference of an upload uses)
-stay open, like every GET (images and labels can still be downloaded: bind the server to 127.0.0.1, see README.md).
+stay open, like every GET but the server log ``/logs/`` (images and labels can still be downloaded: bind the server
+to 127.0.0.1, see README.md).
 
 :func:`install_token_guard` puts :class:`TokenGuard` in front of the running FastAPI application's middleware stack
 (the app is created inside MONAI Label's start-up, after Starlette has built that stack, so ``add_middleware`` is
@@ -19,7 +20,7 @@ import logging
 import os
 import sys
 
-__all__ = ["TOKEN_ENV", "OPEN_PATHS", "needs_token", "TokenGuard", "install_token_guard"]
+__all__ = ["TOKEN_ENV", "OPEN_PATHS", "GUARDED_READS", "needs_token", "TokenGuard", "install_token_guard", "configured_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,15 @@ OPEN_PATHS = ("/infer/", "/activelearning/", "/session/", "/session")
 """Path prefixes whose non-GET requests stay open: they compute an answer and change no stored data."""
 
 
+GUARDED_READS = ("/logs",)
+"""Path prefixes that need the token for every method: the server log (MONAI Label writes the ``--conf`` pairs
+into it, so a ``--conf token`` would be readable there, and it records every request)."""
+
+
 def needs_token(method: str, path: str) -> bool:
     """Whether a ``method`` request for ``path`` needs the token."""
+    if path.startswith(GUARDED_READS):
+        return True
     return method.upper() not in SAFE_METHODS and not path.startswith(OPEN_PATHS)
 
 
