@@ -5,8 +5,9 @@ transform in ``applying transform ...``), so an uncaught input error of ``python
 50-80 lines of traceback with the useful line in the middle. This module holds the one mechanism that fixes it:
 
 - :class:`InputError`: the base class of the package's input errors (a ``ValueError``, so ``except ValueError``
-  keeps working); every ``ValueError`` or ``OSError`` *raised in monai_ceph's own code* counts as one too (the
-  existing checks: :class:`~monai_ceph.data.DataFileError`, the model settings check...);
+  keeps working); a ``ValueError`` or ``OSError`` of a class defined in monai_ceph
+  (:class:`~monai_ceph.data.DataFileError`...) or *raised in monai_ceph's own code* (the model settings check, the
+  datalist checks...) counts as one too;
 - :func:`input_error`: the innermost input error of an exception's chain (``__cause__``, else ``__context__``);
 - :func:`install_excepthook`: a ``sys.excepthook`` that prints only ``error: <message>`` on stderr for an uncaught
   exception whose chain holds an input error (any other exception keeps Python's traceback), and a log record
@@ -61,12 +62,15 @@ def _raised_in_package(error: BaseException) -> bool:
 def _is_input_error(error: BaseException) -> bool:
     if isinstance(error, InputError):
         return True
-    return isinstance(error, (ValueError, OSError)) and _raised_in_package(error)
+    if not isinstance(error, (ValueError, OSError)):
+        return False
+    # the package's own error classes (DataFileError, SpacingError...), or a plain one its checks raised
+    return type(error).__module__.split(".")[0] == "monai_ceph" or _raised_in_package(error)
 
 
 def input_error(error: BaseException) -> BaseException | None:
-    """The innermost input error (:class:`InputError`, or a ``ValueError``/``OSError`` raised in monai_ceph) of
-    ``error``'s chain, or ``None`` when the failure is not the input's."""
+    """The innermost input error (:class:`InputError`, or a ``ValueError``/``OSError`` of monai_ceph's classes or
+    raised in its code) of ``error``'s chain, or ``None`` when the failure is not the input's."""
     found = [e for e in _chain(error) if _is_input_error(e)]
     return found[-1] if found else None
 

@@ -27,9 +27,10 @@ def _names(keys) -> str:
     return shown + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
 
 
-def _check_state(path: str, key: str, state, network: torch.nn.Module, strict: bool, strict_shape: bool) -> None:
+def _check_state(path: str, key: str | None, state, network: torch.nn.Module, strict: bool, strict_shape: bool) -> None:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: entry {key!r} is not a state dict of tensors; not a model checkpoint.")
+        what = f"entry {key!r}" if key else f"its content (entries: {_names(state)})"
+        raise CheckpointError(f"{path}: {what} is not a state dict of tensors; not a model checkpoint.")
     own = network.state_dict()
     missing, unexpected = set(own) - set(state), set(state) - set(own)
     if strict and (missing or unexpected):
@@ -72,10 +73,11 @@ def check_checkpoint(path: str | os.PathLike, load_dict: Mapping, strict: bool =
     for key, obj in load_dict.items():
         if not isinstance(obj, torch.nn.Module):
             continue
-        state = checkpoint[key] if key in checkpoint else checkpoint if len(load_dict) == 1 else None
-        if state is None:
+        if key not in checkpoint and len(load_dict) > 1:
             raise CheckpointError(f"{path}: no entry {key!r} in the checkpoint (entries: {_names(checkpoint)}).")
-        _check_state(path, key, state, obj, strict, strict_shape)
+        # as CheckpointLoader: a file without the entry is the one object's state dict
+        state, entry = (checkpoint[key], key) if key in checkpoint else (checkpoint, None)
+        _check_state(path, entry, state, obj, strict, strict_shape)
 
 
 class ModelLoader(CheckpointLoader):
