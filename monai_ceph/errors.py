@@ -11,8 +11,8 @@ transform in ``applying transform ...``), so an uncaught input error of ``python
 - :func:`input_error`: the innermost input error of an exception's chain (``__cause__``, else ``__context__``);
 - :func:`install_excepthook`: a ``sys.excepthook`` that prints only ``error: <message>`` on stderr for an uncaught
   exception whose chain holds an input error (any other exception keeps Python's traceback), and a log record
-  factory that drops the traceback Ignite/MONAI log for such an error while an engine runs. The exit status stays Python's
-  ``1`` for an uncaught exception (an excepthook cannot set it; the ``monai-ceph`` CLI exits 2). Set
+  factory that drops the traceback Ignite/MONAI log for such an error while an engine runs. The exit status stays
+  Python's ``1`` for an uncaught exception (an excepthook cannot set it; the ``monai-ceph`` CLI exits 2). Set
   ``MONAI_CEPH_TRACEBACK=1`` to get the full traceback (then the ``error:`` line is still the last line).
 
 ``import monai_ceph`` installs the hook when the program is ``python -m monai.bundle`` (the bundles' ``imports``

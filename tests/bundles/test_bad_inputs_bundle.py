@@ -260,7 +260,7 @@ DATALIST_CASES = {
     "20-landmarks": (_set(0, "landmarks", lambda p: p + [[1.0, 2.0]]), "20 landmarks, expected 19 (x, y) landmarks"),
     "strings": (_set(0, "landmarks", lambda p: [p[0], ["x", "y"], *p[2:]]), "landmarks[1] x: coordinate 'x' is not a "
                 "number."),  # fmt: skip
-    "empty-section": (lambda section: section.clear(), "datalist section 'test' is empty, and this run needs its items"),
+    "empty-section": (lambda section: section.clear(), "datalist section 'test' is empty, and this run needs its"),
 }
 
 
@@ -302,8 +302,8 @@ def test_bad_checkpoint_ends_in_one_line(trained, phantom_datalist, tmp_path, ki
     if kind != "missing":
         _checkpoint(checkpoint, kind)
     before = checkpoint.read_bytes() if checkpoint.exists() else None
-    status, err = _bundle_run("inferring", "inference", trained, "--ckpt_path", str(checkpoint),
-                              "--datalist_file", str(phantom_datalist), "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    status, err = _bundle_run("inferring", "inference", trained, "--ckpt_path", str(checkpoint), "--datalist_file",
+                              str(phantom_datalist), "--output_dir", str(tmp_path / "out"))  # fmt: skip
     assert status == 1 and err[-1].startswith(f"error: {checkpoint}: ") and fault in err[-1], "\n".join(err[-30:])
     assert not any(line.startswith("Traceback") for line in err)
     assert (checkpoint.read_bytes() if checkpoint.exists() else None) == before

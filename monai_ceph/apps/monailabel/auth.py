@@ -20,7 +20,9 @@ import logging
 import os
 import sys
 
-__all__ = ["TOKEN_ENV", "OPEN_PATHS", "GUARDED_READS", "needs_token", "TokenGuard", "install_token_guard", "configured_token"]
+__all__ = [
+    "TOKEN_ENV", "OPEN_PATHS", "GUARDED_READS", "needs_token", "TokenGuard", "install_token_guard", "configured_token"
+]
 
 logger = logging.getLogger(__name__)
 

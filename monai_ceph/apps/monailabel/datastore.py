@@ -132,7 +132,8 @@ class LandmarkDatastore(LocalDatastore):
         files = self.image_files(image_id)
         if not files:
             raise HTTPException(status_code=404, detail=f"no image {image_id!r} in the datastore.")
-        self.history.keep([*files, *self.label_files(image_id)], f"image {image_id!r} deleted (DELETE /datastore/image)")
+        reason = f"image {image_id!r} deleted (DELETE /datastore/image)"
+        self.history.keep([*files, *self.label_files(image_id)], reason)
         self.refresh()  # the index forgets what is no longer on disk (LocalDatastore would delete the files)
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
@@ -141,7 +142,8 @@ class LandmarkDatastore(LocalDatastore):
         check_name(label_tag, "label tag")
         files = self.label_files(label_id, label_tag)
         if not files:
-            raise HTTPException(status_code=404, detail=f"no label {label_tag!r} of image {label_id!r} in the datastore.")
+            raise HTTPException(status_code=404,
+                                detail=f"no label {label_tag!r} of image {label_id!r} in the datastore.")
         self.history.keep(files, f"label {label_tag!r} of image {label_id!r} deleted (DELETE /datastore/label)")
         self.refresh()
 
