@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (DICOM, PNG, JPEG, BMP, TIFF)")
     d.add_argument("--bundle", default=None, metavar="DIR",
-                   help="trained bundle folder with configs/ and models/model.pt (default: the packaged bundle)")
+                   help="trained bundle folder with configs/ and models/model.pt (default: the released model "
+                   "shipped with the package, see --pretrained)")
+    d.add_argument("--pretrained", default=None, metavar="NAME",
+                   help="the released model to use without --bundle (default: isbi2015, trained on the ISBI 2015 "
+                   "training images; its MODEL_CARD.md is in the package's bundle/pretrained/isbi2015)")
     d.add_argument("--spacing", nargs="+", type=float, default=None, metavar="MM",
                    help="mm/pixel of the non-DICOM images, one value or SX SY (DICOM files use their own tags; "
                    "default: none, an error for non-DICOM images)")
@@ -138,12 +142,21 @@ def _check_device(device: str | None) -> None:
 def _detect(args: argparse.Namespace) -> int:
     from monai_ceph.apps import LandmarkDetector
     from monai_ceph.data import SpacingError
+    from monai_ceph.data.locations import DEFAULT_PRETRAINED
+    from monai_ceph.handlers.provenance import model_description
 
     files = _image_files(args.images)
     _check_device(args.device)
     spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
-    det = LandmarkDetector.from_bundle(args.bundle, checkpoint=args.checkpoint, device=args.device,
-                                       output_dir=args.out)
+    if args.bundle is not None and args.pretrained is not None:
+        raise ValueError("--bundle and --pretrained: pass one of them (a trained bundle, or a released model).")
+    if args.bundle is None and args.checkpoint is None:
+        det = LandmarkDetector.from_pretrained(args.pretrained or DEFAULT_PRETRAINED, device=args.device,
+                                               output_dir=args.out)
+    else:
+        det = LandmarkDetector.from_bundle(args.bundle, checkpoint=args.checkpoint, device=args.device,
+                                           output_dir=args.out)
+    print(f"{model_description(det.model)}; pipeline: {', '.join(det.pipeline)}")
     try:
         results = det(files, spacing=spacing)
     except SpacingError as e:
@@ -156,6 +169,8 @@ def _detect(args: argparse.Namespace) -> int:
                   f"{_fmt(lm['y_mm']):>9}{_fmt(lm['confidence'], 2):>7}")
         if r.classes:
             print("classes: " + ", ".join(f"{k} {v}" for k, v in r.classes.items()))
+        for warning in r.warnings:
+            print(f"WARNING: {warning}")
     if args.out is not None:
         out = Path(args.out)
         rows = [r.to_csv_row() for r in results]

@@ -54,3 +54,32 @@ def write_dicom():
         return path
 
     return write
+
+
+class ReleasedReference:
+    """The released model's regression figures (``pretrained/isbi2015/regression.json``: the MRE of its first ten
+    Test1 images, written by benchmarks/release_pretrained.py) with those images' files and averaged ground truth."""
+
+    def __init__(self, isbi_dir):
+        import json
+
+        from monai_ceph.data import build_datalist
+        from monai_ceph.data.locations import pretrained_dir
+
+        self.reference = json.loads((pretrained_dir() / "regression.json").read_text())
+        self.ids = list(self.reference["images"])
+        test1 = {d["id"]: d for d in build_datalist(isbi_dir, fmt="isbi2015", ground_truth="average")["validation"]}
+        self.paths = [test1[i]["image"] for i in self.ids]
+        self.truth = {i: np.asarray(test1[i]["landmarks"], dtype=float) for i in self.ids}
+
+    def mre(self, predicted: dict) -> float:
+        """MRE (mm) of ``{id: (19, 2) source pixels}`` against the ground truth (ISBI: 0.1 mm/px)."""
+        errors = [np.linalg.norm(np.asarray(predicted[i], dtype=float) - gt, axis=-1) * 0.1
+                  for i, gt in self.truth.items()]
+        return float(np.mean(np.concatenate(errors)))
+
+
+@pytest.fixture(scope="session")
+def released_reference(isbi_dir):
+    """:class:`ReleasedReference` (skipped without the ISBI data)."""
+    return ReleasedReference(isbi_dir)

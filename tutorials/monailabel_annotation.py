@@ -1,7 +1,7 @@
 """The annotator loop of the MONAI Label app, end to end, on a few real ISBI 2015 radiographs.
 
     python tutorials/monailabel_annotation.py [--images 3] [--out tutorials/output/monailabel_annotation]
-        [--spatial-size 64,80] [--max-epochs 1] [--keep-open]
+        [--spatial-size W,H] [--max-epochs 1] [--keep-open]
 
 1. A studies folder with ``--images`` ISBI radiographs, an app folder (the package's ``main.py``) and a copy of
    ``bundles/cephres`` are written under ``--out``; the server starts on a free local port.
@@ -11,8 +11,10 @@
    re-fit, ``PUT /datastore/label`` (save; the server checks the label), ``POST /train`` (a fine-tuning round),
    polling ``GET /train/`` and reading the round's validation MRE from ``/info/``.
 
-``--spatial-size 64,80`` (model input, MONAI order) keeps a CPU round to about a minute; the model is untrained,
-so its landmarks are placeholders the "annotator" moves. The data folder is ``$MONAI_CEPH_ISBI_DIR``.
+The bundle copy has no trained model of its own, so the server predicts with the released ISBI 2015 model (at the
+input size it was trained at) and the training round fine-tunes from it into the copy's ``models/``; a round of
+one epoch on the CPU takes about a minute. ``--spatial-size W,H`` (with ``--untrained``) starts from random weights
+at that size instead. The data folder is ``$MONAI_CEPH_ISBI_DIR``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def annotate(url: str, model: str, max_epochs: int) -> None:
     infer = f"{url}/infer/{model}?image={image_id}&output=json"
     result = requests.post(infer, timeout=300).json()
     worst = min(result["landmarks"], key=lambda lm: lm.get("confidence", 1.0))
+    print(f"model: {result.get('model_description')}")
     print(f"predicted {len(result['landmarks'])} landmarks; least confident: {worst['abbreviation']} "
           f"({worst.get('confidence', float('nan')):.2f}) at ({worst['x']:.1f}, {worst['y']:.1f}) px")
     # the annotator drags it 30 px right and 20 px down; the client asks for a re-fit with it fixed
@@ -117,7 +120,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3, help="ISBI radiographs in the studies folder")
     parser.add_argument("--out", type=Path, default=REPO / "tutorials" / "output" / "monailabel_annotation",
                         help="folder the tutorial writes into (git-ignored)")
-    parser.add_argument("--spatial-size", default="64,80", help="model input (width,height), MONAI order")
+    parser.add_argument("--spatial-size", default=None,
+                        help="model input (width,height), MONAI order (default: the released model's)")
+    parser.add_argument("--untrained", action="store_true", help="random weights instead of the released model")
     parser.add_argument("--max-epochs", type=int, default=1, help="epochs of the training round")
     parser.add_argument("--keep-open", action="store_true", help="keep the server running until Ctrl+C")
     args = parser.parse_args()
@@ -127,8 +132,11 @@ def main() -> None:
     port, log = free_port(), out / "server.log"
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
-           "--conf", "bundle", str(bundle), "--conf", "spatial_size", args.spatial_size, "--conf", "spacing", "0.1",
-           "--host", "127.0.0.1", "--port", str(port)]
+           "--conf", "bundle", str(bundle), "--conf", "spacing", "0.1", "--host", "127.0.0.1", "--port", str(port)]
+    if args.spatial_size:
+        cmd += ["--conf", "spatial_size", args.spatial_size]
+    if args.untrained:
+        cmd += ["--conf", "pretrained", "none"]
     print(f"starting the server (log: {log})")
     with open(log, "w") as server_log:
         process = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT, cwd=out)

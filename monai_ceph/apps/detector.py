@@ -31,7 +31,9 @@ from monai.transforms import Compose, LoadImage, LoadImaged
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data import RadiographReader, image_folder_datalist
+from monai_ceph.data.locations import DEFAULT_PRETRAINED, default_bundle_dir, pretrained_dir
 from monai_ceph.data.readers import check_spacing
+from monai_ceph.handlers.provenance import model_provenance, result_warnings
 from monai_ceph.handlers.utils import decollated_items, engine_output
 
 from .result import LandmarkResult
@@ -42,15 +44,6 @@ __all__ = ["LandmarkDetector", "default_bundle_dir"]
 
 SINGLE_STAGE = ("train.json", "inference.json")
 TWO_STAGE = ("train.json", "local_train.json", "inference.json", "two_stage_inference.json")
-
-
-def default_bundle_dir() -> Path:
-    """The cephres bundle shipped with the package (``monai_ceph/bundle`` in an installed wheel), else the
-    checkout's ``bundles/cephres``."""
-    packaged = Path(__file__).resolve().parents[1] / "bundle"
-    if (packaged / "configs").is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "bundles" / "cephres"
 
 
 def _trained_settings(model_json: str) -> dict:
@@ -84,6 +77,8 @@ class LandmarkDetector:
             parser.get_parsed_content(loader)(self.evaluator)
         self.landmark_set = parser.get_parsed_content("landmark_set")
         self.preprocessing: Compose = parser.get_parsed_content("preprocessing")
+        self.model: dict[str, Any] = model_provenance(parser.get_parsed_content("model_settings_file"))
+        """Which model this is (``{"kind": "released" | "trained" | "phantom demo", ...}``)."""
         self._outputs: list[dict] = []
         self.evaluator.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
 
@@ -96,24 +91,31 @@ class LandmarkDetector:
         two_stage: bool | None = None,
         output_dir: str | os.PathLike | None = None,
         batch_size: int | None = None,
+        shape_refine: bool | None = None,
+        models_dir: str | os.PathLike | None = None,
         **override: Any,
     ) -> LandmarkDetector:
-        """A detector running ``bundle_dir``'s inference configs.
+        """A detector running ``bundle_dir``'s inference configs with the best pipeline its models hold.
 
         Args:
             bundle_dir: the bundle folder (``configs/``, ``models/``); default: the package's own bundle.
-            checkpoint: the (global) model weights; default ``<bundle_dir>/models/model.pt``.
+            checkpoint: the (global) model weights; default ``<models_dir>/model.pt``.
             device: e.g. ``"cpu"``, ``"cuda:0"``; default: the config's (CUDA when available).
-            two_stage: run the second stage; default: when ``<bundle_dir>/models/local/model.pt`` exists.
+            two_stage: run the second stage; default: when ``<models_dir>/local/model.pt`` exists.
             output_dir: when given, the bundle's writers also write the landmark JSON/CSV, overlays and
                 measurements of every image under it (``<output_dir>/landmarks``, ``overlays``, ...).
             batch_size: images per forward pass; default 4 (1 for two-stage, whose patches vary in size).
+            shape_refine: refine the points with the shape model; default: when ``<models_dir>/shape_model.json``
+                exists (``shape_refine.json``).
+            models_dir: the trained models (``model.pt``, ``model.json``, ``local/``, ``shape_model.json``,
+                calibrations); default ``<bundle_dir>/models``, or, when that holds no trained model and no
+                ``checkpoint`` is given, the released model (:meth:`from_pretrained`).
             override: any other config value (``spatial_size=[576, 736]``, ...). The input size and landmark set
-                default to those the model was trained with (its ``models/model.json``).
+                default to those the model was trained with (its ``model.json``).
 
         Raises:
             FileNotFoundError: no ``configs/`` in ``bundle_dir``, or no trained model (naming the file).
-            ValueError: settings that differ from the model's ``models/model.json``.
+            ValueError: settings that differ from the model's ``model.json``.
         """
         root = Path(default_bundle_dir() if bundle_dir is None else bundle_dir)
         configs = root / "configs"
@@ -122,18 +124,28 @@ class LandmarkDetector:
                 f"{root}: not a bundle folder (no configs/inference.json); pass the folder written by "
                 "`monai-ceph bundle DIR`, or bundle_dir=None for the packaged one."
             )
-        ckpt = Path(checkpoint) if checkpoint is not None else root / "models" / "model.pt"
+        models = Path(models_dir) if models_dir is not None else root / "models"
+        if models_dir is None and checkpoint is None and not (models / "model.pt").is_file():
+            try:  # no trained model of its own: the released one
+                models = pretrained_dir()
+            except FileNotFoundError:
+                pass
+        ckpt = Path(checkpoint) if checkpoint is not None else models / "model.pt"
         if not ckpt.is_file():
             raise FileNotFoundError(
                 f"{ckpt}: no trained model; train the bundle first (python -m monai.bundle run training "
                 f"--config_file {configs / 'train.json'} --bundle_root {root}) or pass checkpoint=PATH."
             )
         if two_stage is None:
-            two_stage = (root / "models" / "local" / "model.pt").is_file()
+            two_stage = (models / "local" / "model.pt").is_file()
+        if shape_refine is None:
+            shape_refine = (models / "shape_model.json").is_file()
+        names = (TWO_STAGE if two_stage else SINGLE_STAGE) + (("shape_refine.json",) if shape_refine else ())
         parser = ConfigParser()
-        parser.read_config([str(configs / name) for name in (TWO_STAGE if two_stage else SINGLE_STAGE)])
+        parser.read_config([str(configs / name) for name in names])
         settings: dict[str, Any] = {
             "bundle_root": str(root),
+            "ckpt_dir": str(models),
             "ckpt_path": str(ckpt),
             "model_settings_file": str(ckpt.parent / "model.json"),
             "inference_data": [],  # filled per call
@@ -141,6 +153,8 @@ class LandmarkDetector:
             "handlers": [],  # the weights are loaded once in __init__, not on every run
             "dataloader#batch_size": batch_size or (1 if two_stage else 4),
         }
+        if two_stage:
+            settings["local#ckpt_dir"] = str(models / "local")
         trained = _trained_settings(settings["model_settings_file"])
         if "spatial_size" in trained:
             settings["spatial_size"] = trained["spatial_size"]
@@ -157,6 +171,24 @@ class LandmarkDetector:
         for key, value in settings.items():
             parser[key] = value
         return cls(parser, two_stage=two_stage)
+
+    @classmethod
+    def from_pretrained(cls, name: str = DEFAULT_PRETRAINED, **kwargs: Any) -> LandmarkDetector:
+        """A detector running a released model shipped with the package (default ``"isbi2015"``: trained on the
+        150 ISBI 2015 training images; its ``MODEL_CARD.md`` says how and how well) with the packaged bundle's
+        inference configs; ``kwargs`` as :meth:`from_bundle`."""
+        return cls.from_bundle(models_dir=pretrained_dir(name), **kwargs)
+
+    @property
+    def pipeline(self) -> list[str]:
+        """The steps this detector runs, in order: ``"global stage"``, ``"local stage"``, ``"shape refinement"``,
+        ``"calibrated uncertainty"`` (each only when it runs)."""
+        steps = ["global stage"] + (["local stage"] if self.two_stage else [])
+        if self.parser.get("validate#shape_refinement"):
+            steps.append("shape refinement")
+        if _parsed(self.parser, "validate#calibration") is not None:
+            steps.append("calibrated uncertainty")
+        return steps
 
     def _collect(self, engine) -> None:
         self._outputs.extend(decollated_items(engine_output(engine)))
@@ -245,6 +277,9 @@ class LandmarkDetector:
             measurements={k: float(v) for k, v in (out.get("measurements") or {}).items()},
             classes=dict(out.get("classes") or {}),
             image=np.asarray(image[0]) if in_memory and image.shape[0] == 1 else None,
+            model=dict(self.model),
+            pipeline=self.pipeline,
+            warnings=result_warnings(self.model, out.get("shape_plausibility"), array("unrefined_pred_landmarks")),
         )
 
 

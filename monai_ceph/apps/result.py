@@ -11,6 +11,7 @@ import numpy as np
 
 from monai_ceph.analysis.writers import measurements_to_csv_row
 from monai_ceph.data import get_landmark_set
+from monai_ceph.handlers.provenance import model_description
 
 __all__ = ["LandmarkResult"]
 
@@ -35,6 +36,11 @@ class LandmarkResult:
         measurements: ``{name: value}`` (degrees, mm or ratios; NaN when undeterminable).
         classes: ``{name: class}`` of the classified measurements.
         image: the ``(x, y)`` source image of an in-memory input (for :meth:`plot`), else None.
+        model: which model made it: ``{"kind": "released", "name", "version"}``, ``{"kind": "trained"}`` or
+            ``{"kind": "phantom demo"}`` (:func:`monai_ceph.handlers.model_provenance`).
+        pipeline: the steps that ran (``"global stage"``, ``"local stage"``, ``"shape refinement"``,
+            ``"calibrated uncertainty"``).
+        warnings: what the user must know before trusting the points (a phantom-demo model, an implausible shape).
     """
 
     id: str
@@ -47,6 +53,9 @@ class LandmarkResult:
     measurements: dict[str, float] = field(default_factory=dict)
     classes: dict[str, str] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
+    model: dict[str, Any] = field(default_factory=dict)
+    pipeline: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def landmarks_mm(self) -> np.ndarray:
@@ -59,8 +68,8 @@ class LandmarkResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record: ``{"id", "source", "landmark_set", "spacing", "landmarks": [{"abbreviation",
-        "x", "y", "x_mm", "y_mm", "confidence"[, "sigma_mm"]}, ...], "measurements", "classes"}``; missing values
-        are None."""
+        "x", "y", "x_mm", "y_mm", "confidence"[, "sigma_mm"]}, ...], "measurements", "classes", "model",
+        "pipeline", "warnings"}``; missing values are None."""
         rows = []
         for i, abbr in enumerate(self.abbreviations):
             row = dict(zip(("x", "y", "x_mm", "y_mm"), map(_number, (*self.landmarks[i], *self.landmarks_mm[i]))))
@@ -76,6 +85,9 @@ class LandmarkResult:
             "landmarks": rows,
             "measurements": {k: _number(v) for k, v in self.measurements.items()},
             "classes": dict(self.classes),
+            "model": dict(self.model),
+            "pipeline": list(self.pipeline),
+            "warnings": list(self.warnings),
         }
 
     def to_csv_row(self) -> dict[str, Any]:
@@ -83,7 +95,8 @@ class LandmarkResult:
         pixels, then every measurement and, for the classified ones, ``<name>_class``; missing values are empty
         strings."""
         record = self.to_dict()
-        row: dict[str, Any] = {"id": self.id, "source": self.source or ""}
+        row: dict[str, Any] = {"id": self.id, "source": self.source or "", "model": model_description(self.model),
+                               "warnings": "; ".join(self.warnings)}
         for lm in record["landmarks"]:
             for key in ("x", "y", "confidence", "sigma_mm"):
                 if key in lm:
@@ -120,6 +133,9 @@ class LandmarkResult:
                 ax.annotate(abbr, (px, py), xytext=(4, 4), textcoords="offset points", color="yellow", fontsize=7)
         ax.figure.colorbar(points, ax=ax, fraction=0.04, label="confidence")
         ax.legend(loc="lower left", fontsize=7)
-        ax.set_title(self.id)
+        ax.set_title(f"{self.id} ({model_description(self.model)})" if self.model else self.id)
+        if self.warnings:
+            ax.text(0.01, 0.99, "\n".join(self.warnings), transform=ax.transAxes, va="top", color="red", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8})
         ax.set_axis_off()
         return ax

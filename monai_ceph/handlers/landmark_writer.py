@@ -14,6 +14,7 @@ from monai_ceph.data import LandmarkSet, get_landmark_set
 from monai_ceph.data.atomic import atomic_write_text
 from monai_ceph.metrics.radial_error import compute_radial_error
 
+from .provenance import result_warnings
 from .utils import (
     ItemHandler,
     check_formats,
@@ -119,6 +120,9 @@ class LandmarkWriter(ItemHandler):
         cov_key, calibrated_key: the uncertainty keys (absent or None: not written).
         flagged_key, distance_key, plausibility_key, unrefined_key: the shape refinement's keys (absent or None:
             not written).
+        model: which model made the points (:func:`~monai_ceph.handlers.provenance.model_provenance`): when given,
+            the JSON holds it as ``"model"`` and the result's ``"warnings"`` (a phantom-demo model, an implausible
+            shape).
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
         name: identifier of logging.logger to use, defaulting to ``engine.logger``.
     """
@@ -140,6 +144,7 @@ class LandmarkWriter(ItemHandler):
         distance_key: str = "shape_distance",
         plausibility_key: str = "shape_plausibility",
         unrefined_key: str = "unrefined_pred_landmarks",
+        model: Mapping | None = None,
         output_transform: Callable = lambda x: x,
         name: str | None = None,
     ) -> None:
@@ -151,6 +156,7 @@ class LandmarkWriter(ItemHandler):
         self.cov_key, self.calibrated_key = cov_key, calibrated_key
         self.flagged_key, self.distance_key = flagged_key, distance_key
         self.plausibility_key, self.unrefined_key = plausibility_key, unrefined_key
+        self.model = None if model is None else dict(model)
         super().__init__(output_transform, name)
 
     def handle(self, item: Mapping):
@@ -199,6 +205,10 @@ class LandmarkWriter(ItemHandler):
                     "plausibility": _value(plausibility),
                     "flagged": [r["abbreviation"] for r in rows if r["flagged"]],
                 }
+            if self.model is not None:
+                record["model"] = self.model
+                record["warnings"] = result_warnings(
+                    self.model, item.get(self.plausibility_key), item.get(self.unrefined_key))
             atomic_write_text(f"{base}.json", json.dumps(record, indent=2))
             paths.append(f"{base}.json")
         if "csv" in self.formats:

@@ -57,6 +57,8 @@ class ModelSettingsWriter:
         filename: the sidecar, e.g. ``<ckpt_dir>/model.json``.
         spatial_size, landmark_set, codec, input_scaling, extra: the training's settings (see
             :func:`model_settings`).
+        model: what the model is, e.g. ``{"kind": "phantom demo"}`` or ``{"kind": "trained"}``
+            (:func:`monai_ceph.handlers.provenance.model_provenance` reads it back).
     """
 
     def __init__(
@@ -67,9 +69,12 @@ class ModelSettingsWriter:
         codec: Any,
         input_scaling: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        model: Mapping[str, Any] | None = None,
     ):
         self.filename = filename
         self.settings = model_settings(spatial_size, landmark_set, codec, input_scaling, extra)
+        if model is not None:  # which model this is (monai_ceph.handlers.provenance): not a setting to check
+            self.settings["model"] = dict(model)
 
     def attach(self, engine: Any) -> None:
         engine.add_event_handler(Events.STARTED, self)

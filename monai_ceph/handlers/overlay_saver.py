@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from monai_ceph.data.atomic import atomic_write_bytes
 
 from monai_ceph.shape.uncertainty import chi2_2_quantile
 
+from .provenance import model_description, result_warnings
 from .utils import ItemHandler, item_covariance, item_id, item_points, item_source_filename, landmark_labels
 
 Image, _ = optional_import("PIL.Image")
@@ -27,6 +28,8 @@ GT_COLOR = (48, 220, 48)
 LINE_COLOR = (255, 220, 0)
 ELLIPSE_COLOR = (0, 200, 255)
 FLAGGED_COLOR = (255, 0, 255)
+NOTE_COLOR = (230, 230, 230)
+WARNING_COLOR = (255, 140, 0)
 
 
 def ellipse_outline(centre: np.ndarray, cov: np.ndarray, level: float = 0.95, n: int = 48) -> np.ndarray | None:
@@ -65,6 +68,7 @@ def render_overlay(
     level: float = 0.95,
     legend: bool = False,
     ellipse_label: str | None = None,
+    notes: Sequence[tuple[str, tuple[int, int, int]]] = (),
 ):
     """Draw predicted (red) and ground-truth (green) landmarks, joined by yellow lines, on the image; with
     ``covariances`` the ``level`` ellipse of each prediction (cyan), with ``flagged`` those points' markers in
@@ -82,6 +86,8 @@ def render_overlay(
         level: the ellipses' probability content.
         legend: draw a key of the colours.
         ellipse_label: the ellipse's entry in the key (default ``"<level> % ellipse"``).
+        notes: lines of text and their colours drawn in the key box (with or without ``legend``): which model
+            made the points, and warnings.
 
     Returns:
         a ``PIL.Image.Image`` (RGB).
@@ -119,6 +125,7 @@ def render_overlay(
             if labels is not None:
                 x, y = to_canvas(p)
                 draw.text((x + 1.5 * r, y - 1.5 * r), labels[i], fill=color, font=font)
+    entries: list[tuple[str, tuple[int, int, int]]] = []
     if legend:
         entries = [("prediction", PRED_COLOR)]
         if gt is not None:
@@ -127,6 +134,8 @@ def render_overlay(
             entries.append((ellipse_label or f"{100 * level:g} % ellipse", ELLIPSE_COLOR))
         if flagged is not None:
             entries.append(("flagged by the shape model", FLAGGED_COLOR))
+    entries += list(notes)
+    if entries:
         _draw_legend(draw, entries, max(10, round(2.5 * r)))
     return canvas
 
@@ -169,6 +178,9 @@ class OverlaySaver(ItemHandler):
         source_image_key: key of a source-space image in the output items, or None to re-read the file.
         cov_key, spacing_key, calibrated_key, flagged_key: the uncertainty and shape keys (absent or None: not drawn).
         level: the ellipses' probability content.
+        model: which model made the points (:func:`~monai_ceph.handlers.provenance.model_provenance`): when
+            given, the key names it and shows the result's warnings (a phantom-demo model, an implausible shape
+            from ``plausibility_key`` / ``unrefined_key``).
         reader: reader passed to ``LoadImage`` when re-reading; None: :py:class:`monai_ceph.data.RadiographReader`,
             the reader of the bundles' pre-processing, so DICOM loads as ``(1, x, y)`` like the other formats.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
@@ -193,6 +205,9 @@ class OverlaySaver(ItemHandler):
         calibrated_key: str | None = "uncertainty_calibrated",
         flagged_key: str | None = "shape_flagged",
         level: float = 0.95,
+        model: Mapping | None = None,
+        plausibility_key: str = "shape_plausibility",
+        unrefined_key: str = "unrefined_pred_landmarks",
         output_transform: Callable = lambda x: x,
         name: str | None = None,
     ) -> None:
@@ -208,6 +223,8 @@ class OverlaySaver(ItemHandler):
         self.legend = legend
         self.cov_key, self.spacing_key, self.calibrated_key = cov_key, spacing_key, calibrated_key
         self.flagged_key, self.level = flagged_key, level
+        self.model = None if model is None else dict(model)
+        self.plausibility_key, self.unrefined_key = plausibility_key, unrefined_key
         self._loader: LoadImage | None = None  # created on the first re-read
         super().__init__(output_transform, name)
 
@@ -245,8 +262,14 @@ class OverlaySaver(ItemHandler):
             state = "" if calibrated is None else (" (calibrated)" if calibrated else " (uncalibrated)")
             ellipse_label = f"{100 * self.level:g} % ellipse{state}"
         flagged = np.asarray(convert_to_numpy(item[self.flagged_key]), dtype=bool) if has(self.flagged_key) else None
+        notes = []
+        if self.model is not None:
+            notes.append((model_description(self.model), NOTE_COLOR))
+            warnings = result_warnings(self.model, item.get(self.plausibility_key), item.get(self.unrefined_key))
+            notes += [(f"WARNING: {w}", WARNING_COLOR) for w in warnings]
         overlay = render_overlay(self.source_image(item), pred, gt, labels=labels, scale=self.scale, covariances=cov,
-                                 flagged=flagged, level=self.level, legend=self.legend, ellipse_label=ellipse_label)
+                                 flagged=flagged, level=self.level, legend=self.legend, ellipse_label=ellipse_label,
+                                 notes=notes)
         path = os.path.join(self.output_dir, f"{item_id(item, self.id_key, self.image_key)}.png")
         png = io.BytesIO()
         overlay.save(png, format="PNG")

@@ -69,7 +69,7 @@ def test_datalist(isbi_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("command, words", [
     ([], ["detect", "analyse", "datalist", "bundle"]),
-    (["detect"], ["mm/pixel", "column, row", "default: the packaged bundle", "DICOM files use their own"]),
+    (["detect"], ["mm/pixel", "column, row", "default: the released model", "--pretrained", "DICOM files use their own"]),
     (["analyse"], ["degrees, mm, ratios", "LANDMARKS.json"]),
     (["bundle"], ["configs/ with metadata.json", "--force"]),
     (["datalist"], ["--ground-truth", "--split"]),

@@ -114,3 +114,21 @@ def test_bundle_and_detect(venv, tmp_path, trained_bundle, phantoms):
     expected = LandmarkDetector.from_bundle(trained_bundle, device="cpu")(image, spacing=3)
     np.testing.assert_allclose(got, expected.landmarks, atol=1e-4)
     np.testing.assert_allclose([p["x_mm"] for p in record["landmarks"]], expected.landmarks[:, 0] * 3, atol=1e-3)
+
+
+def test_readme_three_lines_with_the_released_model(venv, tmp_path, released_reference):
+    """Right after ``pip install`` of the wheel, the README's three lines on real ISBI Test1 images give the released
+    model's landmarks, within its measured error (regression.json, MODEL_CARD.md)."""
+    ref = released_reference
+    script = ("import json, sys\n"
+              "from monai_ceph import LandmarkDetector\n"
+              "det = LandmarkDetector.from_pretrained()\n"
+              "results = det(sys.argv[1:], spacing=0.1)\n"
+              "print(json.dumps({'files': [det.parser.get_parsed_content('ckpt_path')], "
+              "'model': det.model, 'landmarks': {r.id: r.landmarks.tolist() for r in results}}))\n")
+    out = json.loads(_run([venv / "python", "-c", script, *ref.paths[:3]], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert out["files"][0].startswith(str(venv.parent)), out["files"]  # the wheel's own copy of the weights
+    assert out["model"]["kind"] == "released"
+    expected = LandmarkDetector.from_pretrained(device="cpu")(ref.paths[:3], spacing=0.1)
+    for r in expected:
+        np.testing.assert_allclose(out["landmarks"][r.id], r.landmarks, atol=1e-3)

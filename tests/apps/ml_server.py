@@ -35,7 +35,7 @@ NO_MONAILABEL = "MONAI Label is not installed (pip install 'monai_ceph[monailabe
 
 def copy_bundle(dst: Path) -> Path:
     """The bundle's configs only (no models, caches or phantoms of a local run)."""
-    shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("models", "cache", "eval", "data", "runs"))
+    shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("models", "cache", "eval", "data", "runs", "pretrained"))
     return dst
 
 
@@ -107,14 +107,15 @@ class Server:
         return self.log.read_text(errors="replace")[-n:] if self.log.is_file() else ""
 
 
-def start_server(root: Path, isbi_dir: Path, token: str | None = None):
-    """Start the server under ``root`` (with ``token``: write requests need it); yields the :class:`Server` and
-    stops it afterwards."""
+def start_server(root: Path, isbi_dir: Path, image_ids=IMAGE_IDS, conf: dict | None = None, token: str | None = None):
+    """Start the server under ``root`` with the ISBI images ``image_ids``; yields the :class:`Server` and stops it
+    afterwards. ``conf`` replaces the default ``--conf`` pairs besides the bundle (the small untrained model); with
+    ``token``, write requests need it."""
     requests = pytest.importorskip("requests", reason="requests (a MONAI Label dependency) is not installed")
     studies, app, tmp = root / "studies", root / "app", root / "tmp"
     for folder in (studies, app, tmp):
         folder.mkdir()
-    for image_id in IMAGE_IDS:
+    for image_id in image_ids:
         shutil.copy(isbi_dir / "images" / f"{image_id}.jpg", studies)
     shutil.copy(APP_DIR / "main.py", app)  # the package's main.py, in a folder MONAI Label may write into
     bundle = copy_bundle(root / "cephres")
@@ -125,8 +126,9 @@ def start_server(root: Path, isbi_dir: Path, token: str | None = None):
     env.pop("MONAI_CEPH_TOKEN", None)
     if token is not None:
         env["MONAI_CEPH_TOKEN"] = token
+    conf = {"spatial_size": SMALL, "spacing": "0.1", "pretrained": "none"} if conf is None else conf
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
-           "--conf", "bundle", str(bundle), "--conf", "spatial_size", SMALL, "--conf", "spacing", "0.1",
+           "--conf", "bundle", str(bundle), *(x for k, v in conf.items() for x in ("--conf", k, v)),
            "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "w") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env)

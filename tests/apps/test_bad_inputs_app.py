@@ -167,7 +167,8 @@ def train_task(tmp_path):
     pytest.importorskip("monailabel", reason=NO_MONAILABEL)
     from monai_ceph.apps.monailabel.train import CephLandmarkTrain
 
-    config = CephAppConfig.from_conf({"bundle": str(copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
+    config = CephAppConfig.from_conf({"bundle": str(copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL,
+                                      "pretrained": "none"})
     return CephLandmarkTrain(config)
 
 

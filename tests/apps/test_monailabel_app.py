@@ -27,6 +27,7 @@ from monai_ceph.analysis import (
 from monai_ceph.apps.monailabel.config import DEFAULT_SPACING, CephAppConfig  # imports no monailabel
 from monai_ceph.data import ISBI2015, MissingLandmarkWarning, SpacingError, monailabel_label, parse_monailabel_label
 from monai_ceph.data.isbi import load_isbi2015
+from monai_ceph.data.locations import pretrained_dir
 
 from ml_server import IMAGE_IDS, NO_MONAILABEL, SMALL, copy_bundle as _copy_bundle
 
@@ -44,13 +45,22 @@ def _infer_module():
 
 def test_conf_parsing(tmp_path):
     bundle = _copy_bundle(tmp_path / "cephres")
-    config = CephAppConfig.from_conf({"bundle": str(bundle), "spacing": "0.1,0.12", "spatial_size": "[64, 80]"})
+    config = CephAppConfig.from_conf({"bundle": str(bundle), "spacing": "0.1,0.12", "spatial_size": "[64, 80]",
+                                      "pretrained": "none"})
     assert config.name == "cephres" and config.spacing == (0.1, 0.12) and config.spacing_source == "conf"
     assert config.spatial_size == (64, 80)
     assert config.parser().get_parsed_content("ckpt_path") == f"{bundle}/models/model.pt"
-    default = CephAppConfig.from_conf({"bundle": str(bundle)})
+    default = CephAppConfig.from_conf({"bundle": str(bundle), "pretrained": "none"})
     assert default.spacing == DEFAULT_SPACING and default.spacing_source == "default"
     assert default.spatial_size == (576, 736)
+    # a bundle without a trained model of its own infers with the released model, at the size it was trained at
+    released = CephAppConfig.from_conf({"bundle": str(bundle)})
+    assert released.models_dir == pretrained_dir()
+    trained = json.loads((pretrained_dir() / "model.json").read_text())
+    assert released.spatial_size == tuple(trained["spatial_size"])
+    assert released.parser().get_parsed_content("ckpt_path") == f"{pretrained_dir()}/model.pt"
+    with pytest.raises(ValueError, match=r"--conf spatial_size .*trained at .*model.json"):
+        CephAppConfig.from_conf({"bundle": str(bundle), "spatial_size": "[64, 80]"})
     with pytest.raises(ValueError, match="no configs/train.json"):
         CephAppConfig.from_conf({"bundle": str(tmp_path)})
     with pytest.raises(SpacingError, match="--conf spacing"):
@@ -84,7 +94,8 @@ def test_infer_task_on_dicom(tmp_path, write_dicom):
     pixels = np.zeros((100, 80))
     pixels[60:70, 10:20] = 1000
     dicom = write_dicom(tmp_path / "x.dcm", pixels, PixelSpacing=[0.2, 0.1])
-    config = CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL})
+    config = CephAppConfig.from_conf({"bundle": str(_copy_bundle(tmp_path / "cephres")), "spatial_size": SMALL,
+                                      "pretrained": "none"})
     task = _infer_module().CephLandmarkInfer(config)
     _, result = task({"image": str(dicom), "device": "cpu"})
     assert result["spacing"] == [0.1, 0.2] and result["spacing_source"] == "dicom"

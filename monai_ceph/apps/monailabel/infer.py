@@ -40,6 +40,7 @@ from monai_ceph.apps.monailabel.images import image_size
 from monai_ceph.apps.monailabel.refit import Evidence, LandmarkEdit, covariance_px, parse_edit, refit_landmarks
 from monai_ceph.data import SpacingError, check_spacing, is_dicom, monailabel_label, read_dicom_spacing
 from monai_ceph.deprecation import deprecated_alias
+from monai_ceph.handlers.provenance import model_description, model_provenance, result_warnings
 from monai_ceph.shape import LandmarkUncertaintyd, ShapeModel
 
 __all__ = ["SpacingFromSource", "SourceSpacingd", "CephLandmarkInfer"]
@@ -182,8 +183,11 @@ class CephLandmarkInfer(BasicInferTask):
         self.shape_model = FileWatch(self.shape_model_file, self._setup(self._load_shape_model))
         self.cache = LRUCache(cache_size)
         self.groups = {a: g for g, members in self.landmark_set.groups.items() for a in members}
+        # the bundle's own checkpoint once there is one (a training round writes it), else the released model's
+        own = str(config.own_models_dir / "model.pt")
+        paths = list(dict.fromkeys([parser.get_parsed_content("ckpt_path"), own]))
         super().__init__(
-            path=parser.get_parsed_content("ckpt_path"),
+            path=paths,
             network=network,
             type=InferType.OTHERS,
             labels=list(self.landmark_set.abbreviations),
@@ -272,8 +276,13 @@ class CephLandmarkInfer(BasicInferTask):
         result = self._landmarks(landmarks, confidence, cov, spacing)
         shape = getattr(data.get("image"), "meta", {}).get("spatial_shape")
         checkpoint = self.get_path()
+        model = model_provenance(None if checkpoint is None else os.path.join(os.path.dirname(checkpoint), "model.json"))
         result.update(
             {
+                "model": model,
+                "model_description": "untrained network (random weights)" if checkpoint is None
+                else model_description(model),
+                "warnings": result_warnings(model),
                 "spacing_source": data["spacing_source"],
                 "image_size": None if shape is None else [int(s) for s in np.asarray(shape).reshape(-1)],
                 "coordinates": "source image pixels (x, y), integer = pixel centre; *_mm = pixels x spacing",
@@ -337,7 +346,8 @@ class CephLandmarkInfer(BasicInferTask):
         result = self._landmarks(landmarks, confidence, cov, evidence.spacing.tolist(), fixed=edit.fixed)
         for entry, flag in zip(result["landmarks"], flagged):
             entry["flagged"] = bool(flag)
-        keys = ("spacing_source", "image_size", "coordinates", "checkpoint", "untrained", "calibrated")
+        keys = ("spacing_source", "image_size", "coordinates", "checkpoint", "untrained", "calibrated", "model",
+                "model_description", "warnings")
         result.update({k: base[k] for k in keys})
         m = self.measurements
         item = {m.keys[0]: landmarks} if m.spacing_key is None else {m.keys[0]: landmarks, m.spacing_key: evidence.spacing}

@@ -119,7 +119,8 @@ class CephLandmarkTrain(TrainTask):
         datalist = monailabel_datalist(records, val_fraction=val_fraction)
         work_dir = self.work_dir
         datalist_file = write_datalist(datalist, work_dir / "datalist.json")
-        initial = self.ckpt_path if os.path.isfile(self.ckpt_path) else None
+        own = str(self.app_config.own_models_dir / "model.pt")  # the round writes here, never into a released model
+        initial = next((p for p in (own, self.ckpt_path) if os.path.isfile(p)), None)
         logger.info(f"fine-tuning on {len(datalist['training'])} labelled images for {max_epochs} epochs "
                     f"from {initial or 'random weights'}")
 
@@ -130,6 +131,7 @@ class CephLandmarkTrain(TrainTask):
             workflow_type="train",
             run_id="training",
             **self.app_config.overrides(),
+            ckpt_dir=str(self.app_config.own_models_dir),
             datalist_file=str(datalist_file),
             max_epochs=max_epochs,
             resume=False,
@@ -137,14 +139,16 @@ class CephLandmarkTrain(TrainTask):
         workflow.initialize()
         trainer = workflow.parser.get_parsed_content("train#trainer")
         if initial is not None:
-            workflow.parser.get_parsed_content("model_loader").attach(trainer)  # loads ckpt_path when training starts
+            loader = workflow.parser.get_parsed_content("model_loader")
+            loader.load_path = initial  # the bundle's own model, else the released one: fine-tuned from it
+            loader.attach(trainer)
         workflow.run()
         evaluator = workflow.parser.get_parsed_content("validate#evaluator")
         workflow.finalize()
 
         return {
             "model": self.app_config.name,
-            "checkpoint": self.ckpt_path,
+            "checkpoint": own,
             "initialized_from": initial,
             "images": {"training": len(datalist["training"]), "validation": len(datalist["validation"])},
             "epochs": int(trainer.state.epoch),

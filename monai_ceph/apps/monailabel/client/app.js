@@ -179,7 +179,10 @@
       } catch (e) { /* no final label yet */ }
       showMeasurements(result.measurements);
       fit(); draw(); await loadDatastore();
-      message(`${id}: ${state.points.length} landmarks${result.untrained ? " (untrained model: placeholders)" : ""}`);
+      const warnings = result.warnings || [];
+      const model = result.model_description ? ` by the ${result.model_description}` : "";
+      message(`${id}: ${state.points.length} landmarks${model}${result.untrained ? " (untrained model: placeholders)" : ""}`
+        + warnings.map((w) => ` | WARNING: ${w}`).join(""), warnings.length > 0);
     } catch (e) { message(e.message, true); }
   }
 
