@@ -1,7 +1,8 @@
 """The ``monai-ceph`` command line: ``detect``, ``analyse``, ``datalist`` and ``bundle``.
 
 Every command prints what it did and where it wrote; a fault of the input ends it with one line
-``error: <file or option>: <fault>`` on stderr and exit status 2.
+``error: <file or option>: <fault>`` on stderr and exit status 2 (``MONAI_CEPH_TRACEBACK=1`` prints the traceback
+before it; see :mod:`monai_ceph.errors`).
 """
 
 from __future__ import annotations

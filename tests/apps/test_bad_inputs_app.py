@@ -537,12 +537,18 @@ def test_replacing_an_image_or_a_label_keeps_the_old_file(server):
         ("/datastore/image", {"id": "009"}, "no image '009' in the datastore."),
         ("/datastore/label", {"id": "001", "tag": "nothere"}, "no label 'nothere' of image '001' in the datastore."),
         ("/datastore/image", {"id": "../001"}, "image id '../001' must be a plain name"),
+        ("/datastore/image/info", {"image": "009"}, "no image '009' in the datastore."),
+        ("/datastore/label/info", {"label": "001", "tag": "nothere"}, "no label 'nothere' of image '001'"),
     ],
-    ids=["unknown-image", "unknown-label", "path-as-id"],
+    ids=["unknown-image", "unknown-label", "path-as-id", "info-of-unknown-image", "info-of-unknown-label"],
 )
 def test_deleting_what_is_not_there_is_a_4xx(server, path, params, message):
+    """DELETE of an unknown image or label, and PUT of the info of one (MONAI Label: 500)."""
     before = _versions(server)
-    response = server.delete(path, params=params)
+    if path.endswith("/info"):
+        response = server.put(path, params=params, data={"info": "{}"})
+    else:
+        response = server.delete(path, params=params)
     assert response.status_code in (400, 404), response.text
     assert _one_line(response.json()["detail"]).startswith(message)
     assert _versions(server) == before and _image_ids(server) == ["001", "002", "003"]

@@ -160,6 +160,22 @@ class LandmarkDatastore(LocalDatastore):
         self.history.keep(self.label_files(image_id, label_tag), f"label {label_tag!r} of image {image_id!r} replaced")
         return super().save_label(image_id, label_filename, label_tag, label_info)
 
+    def update_image_info(self, image_id: str, info: dict) -> None:
+        """MONAI Label's, with 404 for an unknown image (MONAI Label: 500)."""
+        check_name(image_id, "image id")
+        if not self.has_image(image_id):
+            raise HTTPException(status_code=404, detail=f"no image {image_id!r} in the datastore.")
+        super().update_image_info(image_id, info)
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict) -> None:
+        """MONAI Label's, with 404 for an unknown label (MONAI Label: 500)."""
+        check_name(label_id, "image id")
+        check_name(label_tag, "label tag")
+        if not self.label_files(label_id, label_tag):
+            raise HTTPException(status_code=404,
+                                detail=f"no label {label_tag!r} of image {label_id!r} in the datastore.")
+        super().update_label_info(label_id, label_tag, info)
+
     def check_label(self, label_filename: str, image_id: str) -> None:
         """HTTP 400 naming the fault unless the file is a landmark label of :attr:`landmark_set` whose landmarks
         lie inside the image ``image_id``."""
