@@ -334,3 +334,18 @@ def test_the_traceback_on_request(trained, phantom_datalist, tmp_path):
     assert status == 1 and "Traceback (most recent call last):" in err
     assert "RuntimeError: Failed to evaluate ConfigExpression: " in err  # MONAI's wrapper, in full
     assert err[-1] == f"error: {checkpoint}: an empty file (0 bytes), not a model checkpoint."
+
+
+def test_a_point_outside_its_image_skips_the_entry_in_one_line(trained, phantom_datalist, tmp_path):
+    """Evaluation keeps going past an entry whose landmark lies outside its image (the batch's own rule): the last
+    stderr line is the batch's one line, and failed.json names the entry, the landmark and the image size."""
+    bad = _datalist_with(phantom_datalist, "outside", _set(0, "landmarks", lambda p: [*p[:3], [500.0, 20.0], *p[4:]]))
+    out = tmp_path / "out"
+    status, err = _bundle_run("evaluating", "evaluate", trained, "--datalist_file", str(bad), "--output_dir", str(out))
+    results = out / "test"
+    assert (status, err[-1]) == (1, f"error: evaluation: 1 done, 1 failed; outputs in {results}; failures listed in "
+                                    f"{results / 'failed.json'}"), "\n".join(err[-30:])  # fmt: skip
+    (failed,) = json.loads((results / "failed.json").read_text())
+    assert failed["id"] == json.loads(bad.read_text())["test"][0]["id"]
+    assert "landmark 3 at [500.0, 20.0] lies outside the image of spatial size (64, 80)" in failed["error"]
+    assert not any(line.startswith("Traceback") for line in err)
