@@ -88,9 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         from monai_ceph.errors import error_line, input_error, show_traceback
 
-        found = e if isinstance(e, (OSError, ValueError)) else input_error(e)
         if isinstance(e, KeyError) and e.args:
-            found = ValueError(e.args[0])
+            found = ValueError(e.args[0])  # str(KeyError) quotes the message
+        elif isinstance(e, (OSError, ValueError)):
+            found = e
+        else:  # e.g. MONAI's RuntimeError around a checkpoint or config error: its input error, if any
+            found = input_error(e)
         if found is None:
             raise
         if show_traceback():  # MONAI_CEPH_TRACEBACK=1

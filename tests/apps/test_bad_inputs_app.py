@@ -217,7 +217,7 @@ def test_train_round_loads_weights_with_the_bundle_model_loader(train_task, tmp_
         train_task({"max_epochs": 1}, datastore)
     n = len(state[key]) - 1
     assert str(error.value) == (  # the bundle's ModelLoader names the file and the first weight at fault
-        f"training round failed: {checkpoint}: 1 weight(s) of another shape, e.g. {key!r} [{n + 1}] in the file, "
+        f"training round failed: CheckpointError: {checkpoint}: 1 weight(s) of another shape, e.g. {key!r} [{n + 1}] in the file, "
         f"[{n}] in this CephResMHNet (a model of another landmark set or network size?)."
     )
     assert checkpoint.read_bytes() == before and train_task.stats()["last_error"]["error"] == str(error.value)

@@ -103,7 +103,8 @@ class LandmarkDatastore(LocalDatastore):
                       and os.path.isfile(os.path.join(folder, name)))
 
     def label_files(self, image_id: str, tag: str | None = None) -> list[str]:
-        """The label files of image ``image_id`` (``labels/<tag>/<id>.*``), of every tag unless ``tag`` is given."""
+        """The label files of image ``image_id`` (``labels/<tag>/<id>.<suffix>``: one suffix, so image ``a``'s are
+        not image ``a.b``'s), of every tag unless ``tag`` is given."""
         labels = self._datastore.label_path(None)
         tags = [tag] if tag is not None else sorted(os.listdir(labels)) if os.path.isdir(labels) else []
         found = []
@@ -111,7 +112,7 @@ class LandmarkDatastore(LocalDatastore):
             folder = os.path.join(labels, t)
             if os.path.isdir(folder):
                 found += [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                          if name.split(".", 1)[0] == image_id and os.path.isfile(os.path.join(folder, name))]
+                          if os.path.splitext(name)[0] == image_id and os.path.isfile(os.path.join(folder, name))]
         return found
 
     def check_replace(self, image_id: str) -> None:

@@ -11,7 +11,8 @@ from monai_ceph.data import DataFileError
 from monai_ceph.errors import InputError
 
 __all__ = [
-    "RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "http_status", "one_line"
+    "RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "setup_error", "http_status",
+    "one_line",
 ]
 
 
@@ -43,9 +44,16 @@ def exception_chain(error: BaseException) -> list[BaseException]:
 
 def input_error(error: BaseException) -> BaseException | None:
     """The innermost exception of the chain caused by the input (a :class:`~monai_ceph.data.DataFileError`, a
-    :class:`RequestError`, a :class:`monai_ceph.errors.InputError`), or ``None`` when the failure is not the
-    client's."""
-    found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError, InputError))]
+    :class:`RequestError`), or ``None`` when the failure is not the client's."""
+    found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError))]
+    return found[-1] if found else None
+
+
+def setup_error(error: BaseException) -> BaseException | None:
+    """The innermost :class:`SetupError` or :class:`monai_ceph.errors.InputError` of the chain (in the server, an
+    input error that is not the client's names a file the server was set up with: a checkpoint of another network),
+    or ``None``."""
+    found = [e for e in exception_chain(error) if isinstance(e, (SetupError, InputError))]
     return found[-1] if found else None
 
 

@@ -25,7 +25,7 @@ from monai_ceph.apps.monailabel.auth import configured_token, install_token_guar
 from monai_ceph.apps.monailabel.client import mount_client
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
-from monai_ceph.apps.monailabel.errors import SetupError, http_status, input_error
+from monai_ceph.apps.monailabel.errors import SetupError, http_status, input_error, setup_error
 from monai_ceph.apps.monailabel.images import check_image_file, is_upload, remove_upload
 from monai_ceph.apps.monailabel.infer import CephLandmarkInfer
 from monai_ceph.apps.monailabel.params import check_infer_params
@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 @contextmanager
 def _client_errors():
-    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 400 with its message; a
-    :class:`~.errors.SetupError` (a bundle file the server cannot use) HTTP 500 with its message."""
+    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 4xx with its message; a
+    :class:`~.errors.SetupError` or another input error (:func:`~.errors.setup_error`: a bundle file the server
+    cannot use) HTTP 500 with its message."""
     try:
         yield
     except HTTPException:
@@ -50,6 +51,9 @@ def _client_errors():
     except Exception as e:
         error = input_error(e)
         if error is None:
+            setup = setup_error(e)  # e.g. the bundle's model.pt is of another network: 500 naming it
+            if setup is not None:
+                raise HTTPException(status_code=500, detail=str(setup)) from None
             raise
         raise HTTPException(status_code=http_status(error), detail=str(error)) from None
 
