@@ -24,7 +24,15 @@ from .definitions import (
     get_measurement,
 )
 from .dictionary import CephalometricMeasurementsd, CephalometricMeasurementsD, CephalometricMeasurementsDict
-from .measure import UNDETERMINED, GeometryWarning, classify, measure, measure_with_reasons, profile_facing
+from .measure import (
+    UNDETERMINED,
+    GeometryWarning,
+    anatomical_axes,
+    classify,
+    measure,
+    measure_with_reasons,
+    profile_facing,
+)
 from .overlay import render_analysis_overlay
 from .report import AnalysisReport
 from .writers import measurements_record, measurements_to_csv_row, measurements_to_json

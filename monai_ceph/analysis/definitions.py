@@ -6,8 +6,10 @@ landmarks it uses (by abbreviation of :mod:`monai_ceph.data.landmark_sets`, or a
 sum of other measurements), its unit, its norm and its classes. :func:`monai_ceph.analysis.measure` evaluates
 them all; nothing here is code per measure.
 
-Geometry is read in the canonical frame of :mod:`monai_ceph.analysis.geometry` (x anterior, y inferior), so
-every value is the same for a profile facing right or left.
+Geometry is read in the canonical frame of :mod:`monai_ceph.analysis.geometry` (the anatomy's: x along the
+Frankfort horizontal, anteriorly; y inferiorly), so every value is the same for a profile facing right or left, a
+film turned by any angle or flipped upside down. A sign that says "ahead" or "behind" (MW, Wits, the E-line
+distances) is read along that horizontal; a sign that says "tips down" along its inferior side.
 
 **ISBI 2015 classification task** (Wang et al., "A benchmark for comparison of dental radiography analysis
 algorithms", Medical Image Analysis 31, 2016, pp. 63-76; its Table of the eight measures on the 19 landmarks):

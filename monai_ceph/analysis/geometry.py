@@ -1,8 +1,8 @@
 """The few plane-geometry functions every cephalometric measurement is evaluated with.
 
 Points are ``(2,)`` float arrays in millimetres (or square pixels) in the *canonical frame* of
-:func:`canonical_frame`: x grows anteriorly (towards the face) and y inferiorly (image rows), whatever the
-side the profile faces on the radiograph. Angles are in degrees. A line through two coincident points raises
+:func:`canonical_frame`: the anatomy's own frame, x along the Frankfort horizontal growing anteriorly (towards
+the face) and y inferiorly, whatever the side the profile faces, the film's rotation or a mirrored film. Angles are in degrees. A line through two coincident points raises
 :class:`DegenerateGeometryError`; the caller turns it into NaN with a warning.
 """
 
@@ -43,11 +43,26 @@ def _cross(u: np.ndarray, v: np.ndarray) -> float:
     return float(u[0] * v[1] - u[1] * v[0])
 
 
-def canonical_frame(points: np.ndarray, facing: float) -> np.ndarray:
-    """``points`` (N, 2) with x negated when the profile faces left (``facing < 0``), so x grows anteriorly."""
+def canonical_frame(points: np.ndarray, anterior=None, inferior=None) -> np.ndarray:
+    """``points`` (N, 2) in the anatomy's frame: rotated so that the direction ``anterior`` (e.g. Po->Or) is +x, and
+    mirrored (y negated) when the direction ``inferior`` (e.g. N->Me) then points to -y, so y grows inferiorly.
+
+    A rotation of all points and a mirror (a film flipped either way) leave the result unchanged up to a
+    translation, so every measurement made from differences of canonical points is unchanged. ``anterior`` None
+    (or of zero length): not rotated; ``inferior`` None: not mirrored.
+    """
     out = np.array(points, dtype=np.float64, copy=True)
-    if facing < 0:
-        out[:, 0] = -out[:, 0]
+    if anterior is not None:
+        a = np.asarray(anterior, dtype=np.float64)
+        n = float(np.hypot(*a))
+        if n >= EPS:
+            c, s = a / n
+            rotation = np.array([[c, s], [-s, c]])  # turns anterior onto +x
+            out = out @ rotation.T
+            if inferior is not None:
+                inferior = rotation @ np.asarray(inferior, dtype=np.float64)
+    if inferior is not None and np.asarray(inferior)[1] < 0:
+        out[:, 1] = -out[:, 1]
     return out
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Mapping
 
-from monai_ceph.data import LandmarkSet, atomic_write_bytes, atomic_write_text, get_landmark_set
+from monai_ceph.data import LandmarkSet, atomic_write_bytes, dump_json, get_landmark_set
 from monai_ceph.handlers.overlay_saver import OverlaySaver
 from monai_ceph.handlers.utils import ItemHandler, check_formats, item_id, item_points, item_source_filename, write_csv
 
@@ -70,7 +69,7 @@ class MeasurementWriter(ItemHandler):
                 values, classes, reasons=reasons, id=image_id,
                 source=item_source_filename(item, self.image_key), landmark_set=self.landmark_set.name,
             )
-            paths.append(str(atomic_write_text(f"{base}.json", json.dumps(record, indent=2) + "\n")))
+            paths.append(str(dump_json(record, f"{base}.json")))
         if "csv" in self.formats:
             row = measurements_to_csv_row(values, classes, id=image_id)
             paths.append(write_csv(f"{base}.csv", list(row), [row]))

@@ -11,15 +11,19 @@ import numpy as np
 
 from monai.utils import convert_to_numpy
 
-from monai_ceph.data import LandmarkSet, get_landmark_set
+from monai_ceph.data import LandmarkSet, SpacingError, check_spacing, get_landmark_set
 
 from . import geometry
 from .definitions import DERIVED_POINTS, MEASUREMENTS, Measurement, get_measurement
 
-__all__ = ["GeometryWarning", "UNDETERMINED", "measure", "measure_with_reasons", "classify", "profile_facing"]
+__all__ = ["GeometryWarning", "UNDETERMINED", "measure", "measure_with_reasons", "classify", "profile_facing",
+           "anatomical_axes"]
 
-# pairs (posterior, anterior) whose x difference tells the side the profile faces, tried in order
-_FACING_PAIRS = (("S", "N"), ("Po", "Or"), ("PNS", "ANS"), ("Go", "Me"), ("Ar", "Pog"))
+# the anatomy's frame (see geometry.canonical_frame): pairs (from, to) of landmarks, the first present one of each
+# giving the anterior direction (Frankfort horizontal first: on the upright ISBI films its mean tilt is 0.03 deg)
+# and the inferior one (its side of the anterior direction tells a mirrored film)
+_ANTERIOR_PAIRS = (("Po", "Or"), ("S", "N"), ("PNS", "ANS"), ("Go", "Me"), ("Ar", "Pog"))
+_INFERIOR_PAIRS = (("N", "Me"), ("S", "Go"), ("ANS", "Me"), ("S", "Me"), ("N", "Gn"), ("Ar", "Go"))
 
 _FUNCTIONS = {
     "vertex_angle": geometry.vertex_angle,
@@ -53,7 +57,8 @@ def _landmarks(landmarks: Any, lset: LandmarkSet) -> np.ndarray:
 
 
 def _spacing(spacing: Any) -> tuple[np.ndarray | None, str | None]:
-    """``(spacing (2,), None)``, or ``(None, why)`` when it is missing or unusable (mm measures are then NaN)."""
+    """``(spacing (2,), None)``, or ``(None, why)`` when it is missing or unusable (mm measures are then NaN): not
+    finite, not positive or outside a radiograph's range (:func:`monai_ceph.data.check_spacing`)."""
     if spacing is None:
         return None, "pixel spacing is missing"
     s = np.asarray(convert_to_numpy(spacing, wrap_sequence=True), dtype=np.float64).reshape(-1)
@@ -61,21 +66,36 @@ def _spacing(spacing: Any) -> tuple[np.ndarray | None, str | None]:
         s = np.repeat(s, 2)
     if s.size != 2:
         raise ValueError(f"spacing must be a scalar or (2,) mm/pixel, got {s.size} values.")
-    if not np.all(np.isfinite(s) & (s > 0)):
-        return None, f"pixel spacing {s.tolist()} is not positive"
-    return s, None
+    try:
+        return check_spacing(s, "spacing"), None
+    except SpacingError as e:
+        return None, str(e).rstrip(".")
+
+
+def _direction(landmarks: np.ndarray, lset: LandmarkSet, pairs) -> np.ndarray | None:
+    """``to - from`` of the first pair of ``pairs`` whose landmarks are in the set, present and distinct."""
+    for start, end in pairs:
+        if start in lset.abbreviations and end in lset.abbreviations:
+            v = landmarks[lset.index(end)] - landmarks[lset.index(start)]
+            if np.all(np.isfinite(v)) and np.hypot(*v) >= geometry.EPS:
+                return v
+    return None
+
+
+def anatomical_axes(landmarks: np.ndarray, landmark_set: str | LandmarkSet = "isbi2015"):
+    """``(anterior, inferior)`` directions of the anatomy in the image (``None`` where no landmark pair gives one):
+    anterior from the first present of Po->Or, S->N, PNS->ANS, Go->Me, Ar->Pog; inferior from N->Me, S->Go,
+    ANS->Me, S->Me, N->Gn, Ar->Go. :func:`measure` reads every landmark in the frame they span."""
+    lset = get_landmark_set(landmark_set)
+    points = np.asarray(landmarks, dtype=np.float64)
+    return _direction(points, lset, _ANTERIOR_PAIRS), _direction(points, lset, _INFERIOR_PAIRS)
 
 
 def profile_facing(landmarks: np.ndarray, landmark_set: str | LandmarkSet = "isbi2015") -> float:
-    """+1 when the profile faces right (anterior = +x), -1 when it faces left; from the first of S->N, Po->Or,
-    PNS->ANS, Go->Me, Ar->Pog whose landmarks are present (+1 when none is)."""
-    lset = get_landmark_set(landmark_set)
-    for post, ant in _FACING_PAIRS:
-        if post in lset.abbreviations and ant in lset.abbreviations:
-            dx = landmarks[lset.index(ant), 0] - landmarks[lset.index(post), 0]
-            if np.isfinite(dx) and dx != 0:
-                return float(np.sign(dx))
-    return 1.0
+    """+1 when the profile faces right (the anterior direction of :func:`anatomical_axes` has x >= 0), -1 when it
+    faces left (+1 when no landmark pair gives the direction)."""
+    anterior, _ = anatomical_axes(landmarks, landmark_set)
+    return -1.0 if anterior is not None and anterior[0] < 0 else 1.0
 
 
 class _Evaluator:
@@ -144,7 +164,7 @@ def measure_with_reasons(
         if needing:
             raise ValueError(f"{problem}; it is needed for the mm measurements {needing}.")
     scaled = points * s if s is not None else points  # without spacing: square pixels (angles and ratios only)
-    evaluate = _Evaluator(geometry.canonical_frame(scaled, profile_facing(points, lset)), lset, problem)
+    evaluate = _Evaluator(geometry.canonical_frame(scaled, *anatomical_axes(scaled, lset)), lset, problem)
     values = {m.name: evaluate(m) for m in selected}
     return values, {k: v for k, v in evaluate.reasons.items() if k in values}
 
@@ -160,9 +180,10 @@ def measure(
     Args:
         landmarks: ``(N, 2)`` numpy array, tensor or nested list in source pixels, ``(x, y)`` as the package
             carries them (x = column, y = row), NaN where missing; N must match ``landmark_set``.
-        spacing: mm/pixel, ``(2,)`` in the same order or a scalar. Missing (None) or not positive: the mm
-            measurements are NaN (an error when ``names`` asks for one); angles and ratios are still computed,
-            taking the pixels as square.
+        spacing: mm/pixel, ``(2,)`` in the same order or a scalar. Missing (None), not positive or outside a
+            radiograph's range (:data:`monai_ceph.data.PLAUSIBLE_SPACING_MM`): the mm measurements are NaN (an error
+            naming the fault when ``names`` asks for one); angles and ratios are still computed, taking the pixels
+            as square.
         landmark_set: a name of :func:`monai_ceph.data.get_landmark_set` or a set.
         names: the measurements to compute (names of :data:`~monai_ceph.analysis.definitions.MEASUREMENTS`);
             None for all of them.
@@ -172,7 +193,9 @@ def measure(
         :data:`~monai_ceph.analysis.definitions.MEASUREMENTS`. NaN where a landmark it needs is missing or not
         in the set, where mm spacing is missing, or where the geometry is degenerate (with a
         :class:`GeometryWarning`); :func:`measure_with_reasons` says why. The values do not change when the
-        image is mirrored left-right (a profile facing left): signs follow anatomy, not the image axes.
+        image is mirrored (a profile facing left, a film flipped upside down) or rotated: every landmark is read in
+        the anatomy's frame (:func:`anatomical_axes`: x along the Frankfort horizontal, anteriorly; y inferiorly),
+        so signs follow anatomy, not the image axes.
 
     Raises:
         ValueError: the landmark array has the wrong shape or length for the set; the set is unknown; spacing

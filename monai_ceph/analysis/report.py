@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -15,8 +13,9 @@ import torch
 from monai.handlers import from_engine
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_ceph.data import LandmarkSet, get_landmark_set
-from monai_ceph.handlers.utils import engine_output
+from monai_ceph.data import LandmarkSet, dump_json, get_landmark_set
+from monai_ceph.handlers.output_lock import hold_output_folder
+from monai_ceph.handlers.utils import engine_output, write_csv
 
 from .agreement import agreement
 from .definitions import determinable_measurements, get_measurement
@@ -88,6 +87,7 @@ class AnalysisReport:
         """
         if self._name is None:
             self.logger = engine.logger
+        hold_output_folder(engine, self.output_dir, rank=self.save_rank)
         if not engine.has_event_handler(self._started, Events.STARTED):
             engine.add_event_handler(Events.STARTED, self._started)
         if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
@@ -133,14 +133,12 @@ class AnalysisReport:
         os.makedirs(self.output_dir, exist_ok=True)
         base = os.path.join(self.output_dir, self.filename)
         paths = [f"{base}_summary.json", f"{base}_per_measure.csv"]
-        with open(paths[0], "w") as f:
-            json.dump(summary, f, indent=2)
-        with open(paths[1], "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(_CSV_COLUMNS)
-            for name, entry in summary["measurements"].items():
-                row = [name, entry["unit"], entry["n"], entry["mae"], entry.get("accuracy"), entry.get("kappa")]
-                writer.writerow(["" if v is None else v for v in row])
+        dump_json(summary, paths[0])
+        rows = []
+        for name, entry in summary["measurements"].items():
+            row = [name, entry["unit"], entry["n"], entry["mae"], entry.get("accuracy"), entry.get("kappa")]
+            rows.append(dict(zip(_CSV_COLUMNS, ["" if v is None else v for v in row])))
+        write_csv(paths[1], _CSV_COLUMNS, rows)
         skeletal = [
             f"{n} {e['accuracy']:.1f}%"
             for n, e in summary["measurements"].items()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from typing import Any
+
+from monai_ceph.data.json_io import dump_json
 
 from .definitions import get_measurement
 
@@ -54,9 +55,7 @@ def measurements_to_json(
     """
     record = {**extra, "measurements": measurements_record(measurements, classes, reasons)}
     if path is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(record, f, indent=2)
+        dump_json(record, path)
     return record
 
 

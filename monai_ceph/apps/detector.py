@@ -6,10 +6,11 @@
     det = LandmarkDetector.from_bundle("bundles/cephres")
     result = det("scan.dcm")            # or det(array, spacing=(0.1, 0.1)), or det([...]) for a batch
 
-The workflow stays in JSON: the detector parses ``train.json`` + ``inference.json`` (plus ``local_train.json`` +
-``two_stage_inference.json`` when the bundle holds a local model) with MONAI's ``ConfigParser`` and runs the
-config's own ``evaluator`` (its ``preprocessing``, ``inferer``, ``postprocessing`` and ``prepare_batch``) over the
-given images; the network is built and its weights loaded once.
+The workflow stays in JSON: the detector parses ``train.json`` + ``inference.json`` with MONAI's ``ConfigParser``
+(which run the best pipeline the models folder holds: the local stage when there is a local model, shape refinement
+when there is a shape model, calibrated uncertainty when there is a calibration) and runs the config's own
+``evaluator`` (its ``preprocessing``, ``inferer``, ``postprocessing`` and ``prepare_batch``) over the given images;
+the networks are built and their weights loaded once.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_
 
 __all__ = ["LandmarkDetector", "default_bundle_dir"]
 
-SINGLE_STAGE = ("train.json", "inference.json")
-TWO_STAGE = ("train.json", "local_train.json", "inference.json", "two_stage_inference.json")
+CONFIGS = ("train.json", "inference.json")
 
 
 def _trained_settings(model_json: str) -> dict:
@@ -62,17 +62,20 @@ class LandmarkDetector:
 
     Args:
         parser: a ``ConfigParser`` holding the bundle's inference configs (see :meth:`from_bundle`).
-        two_stage: whether ``parser`` holds the two-stage configs.
+        two_stage: run the second stage (sets the config's ``two_stage``); default: the config's (inference.json:
+            when the models folder holds a local model).
     """
 
-    def __init__(self, parser: ConfigParser, two_stage: bool = False) -> None:
+    def __init__(self, parser: ConfigParser, two_stage: bool | None = None) -> None:
         self.parser = parser
-        self.two_stage = two_stage
+        if two_stage is not None:
+            parser["two_stage"] = bool(two_stage)
         _parsed(parser, "initialize")  # determinism + the model settings check (models/model.json)
-        if two_stage:
-            _parsed(parser, "local#check_checkpoints")
+        self.two_stage: bool = bool(_parsed(parser, "two_stage"))
+        for check in ("local#check_checkpoints", "local#check_settings"):  # disabled when single-stage
+            _parsed(parser, check)
         self.evaluator: Evaluator = parser.get_parsed_content("evaluator")
-        loaders = ["model_loader"] + (["local#model_loader"] if two_stage else [])
+        loaders = ["model_loader"] + (["local#model_loader"] if self.two_stage else [])
         for loader in loaders:  # the weights are loaded once, here
             parser.get_parsed_content(loader)(self.evaluator)
         self.landmark_set = parser.get_parsed_content("landmark_set")
@@ -136,13 +139,10 @@ class LandmarkDetector:
                 f"{ckpt}: no trained model; train the bundle first (python -m monai.bundle run training "
                 f"--config_file {configs / 'train.json'} --bundle_root {root}) or pass checkpoint=PATH."
             )
-        if two_stage is None:
+        if two_stage is None:  # inference.json decides so too; the batch size depends on it
             two_stage = (models / "local" / "model.pt").is_file()
-        if shape_refine is None:
-            shape_refine = (models / "shape_model.json").is_file()
-        names = (TWO_STAGE if two_stage else SINGLE_STAGE) + (("shape_refine.json",) if shape_refine else ())
         parser = ConfigParser()
-        parser.read_config([str(configs / name) for name in names])
+        parser.read_config([str(configs / name) for name in CONFIGS])
         settings: dict[str, Any] = {
             "bundle_root": str(root),
             "ckpt_dir": str(models),
@@ -153,8 +153,10 @@ class LandmarkDetector:
             "handlers": [],  # the weights are loaded once in __init__, not on every run
             "dataloader#batch_size": batch_size or (1 if two_stage else 4),
         }
-        if two_stage:
-            settings["local#ckpt_dir"] = str(models / "local")
+        settings["local#ckpt_dir"] = str(models / "local")
+        settings["two_stage"] = bool(two_stage)
+        if shape_refine is not None:
+            settings["shape_refine"] = bool(shape_refine)
         trained = _trained_settings(settings["model_settings_file"])
         if "spatial_size" in trained:
             settings["spatial_size"] = trained["spatial_size"]
@@ -170,7 +172,7 @@ class LandmarkDetector:
         settings.update(override)
         for key, value in settings.items():
             parser[key] = value
-        return cls(parser, two_stage=two_stage)
+        return cls(parser)
 
     @classmethod
     def from_pretrained(cls, name: str = DEFAULT_PRETRAINED, **kwargs: Any) -> LandmarkDetector:
@@ -182,13 +184,8 @@ class LandmarkDetector:
     @property
     def pipeline(self) -> list[str]:
         """The steps this detector runs, in order: ``"global stage"``, ``"local stage"``, ``"shape refinement"``,
-        ``"calibrated uncertainty"`` (each only when it runs)."""
-        steps = ["global stage"] + (["local stage"] if self.two_stage else [])
-        if self.parser.get("validate#shape_refinement"):
-            steps.append("shape refinement")
-        if _parsed(self.parser, "validate#calibration") is not None:
-            steps.append("calibrated uncertainty")
-        return steps
+        ``"calibrated uncertainty"`` (each only when it runs; the bundle's ``pipeline``)."""
+        return list(self.parser.get_parsed_content("pipeline"))
 
     def _collect(self, engine) -> None:
         self._outputs.extend(decollated_items(engine_output(engine)))

@@ -12,6 +12,7 @@ from .landmark_sets import (
     map_landmarks,
 )
 from .atomic import atomic_write_bytes, atomic_write_text
+from .json_io import dump_json, dumps_json, json_safe
 from .locations import ISBI_ENV, isbi_dir
 from .readers import (
     IMAGE_SUFFIXES,
@@ -21,6 +22,7 @@ from .readers import (
     MissingLandmarkWarning,
     DICOM_SUFFIXES,
     LandmarkCollector,
+    PLAUSIBLE_SPACING_MM,
     SpacingError,
     check_spacing,
     is_dicom,

@@ -25,7 +25,6 @@ datalist with :func:`monailabel_datalist`.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ import numpy as np
 
 from monai_ceph.deprecation import deprecated_alias
 
-from .atomic import atomic_write_text
+from .json_io import dump_json
 from .datalist import split_records
 from .landmark_sets import ISBI2015, LandmarkSet, get_landmark_set
 from .readers import (
@@ -108,7 +107,7 @@ def write_monailabel_json(
     path: str | os.PathLike, landmarks, landmark_set: str | LandmarkSet = ISBI2015, spacing=None
 ) -> Path:
     """Write :func:`monailabel_label` of ``landmarks`` to ``path`` (folders created, atomically) and return the path."""
-    return atomic_write_text(path, json.dumps(monailabel_label(landmarks, landmark_set, spacing), indent=1) + "\n")
+    return dump_json(monailabel_label(landmarks, landmark_set, spacing), path, indent=1)
 
 
 def _entry_landmarks(entries: list, lms: LandmarkSet, where: str) -> np.ndarray:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .datalist import DEFAULT_FRACTIONS, datalist_from_records, write_datalist
 from .landmark_sets import ISBI2015
-from .readers import LandmarkRecord
+from .readers import LandmarkRecord, check_spacing
 
 __all__ = ["ISBI2015_TEMPLATE", "PHANTOM_SPATIAL_SIZE", "make_phantom", "write_phantom_dataset"]
 
@@ -191,7 +191,8 @@ def write_phantom_dataset(
         raise ValueError(f"num_images must be >= 1, got {num_images}.")
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    spacing = np.full(2, 0.1 * 2400 / spatial_size[1])
+    # the ISBI field of view; a phantom too small for it to be a radiograph's spacing is refused here, not when read
+    spacing = check_spacing(0.1 * 2400 / spatial_size[1], f"phantoms of spatial_size {tuple(spatial_size)}")
     dtype, top = (np.uint16, 65535) if bit_depth == 16 else (np.uint8, 255)
     records = []
     for i in range(num_images):

@@ -46,6 +46,7 @@ __all__ = [
     "parse_coordinate",
     "parse_landmark",
     "check_spacing",
+    "PLAUSIBLE_SPACING_MM",
     "is_dicom",
     "read_dicom_spacing",
     "resolve_spacing",
@@ -78,7 +79,17 @@ class LandmarkFileError(DataFileError):
 
 
 class SpacingError(DataFileError):
-    """A pixel spacing is absent, non-numeric, non-finite or not positive."""
+    """A pixel spacing is absent, non-numeric, non-finite, not positive or outside :data:`PLAUSIBLE_SPACING_MM`."""
+
+
+PLAUSIBLE_SPACING_MM = (0.01, 5.0)
+"""The closed range (mm/pixel) of a radiograph's pixel spacing that :func:`check_spacing` accepts.
+
+0.01 mm is 2540 dpi, finer than any cephalostat detector (0.07-0.2 mm) or film scanner; 5 mm puts a 240 mm skull in
+48 pixels, a thumbnail (the package's smallest test phantoms are 50 pixels tall at 4.8 mm; the demo phantoms are 1 mm).
+Outside it a spacing is a unit or typing error (100 for 0.1, a dpi value, metres): taken at its word it put every
+landmark at the image centre with a confident score, or made the physical-scale resize allocate tens of GB.
+"""
 
 
 class MissingLandmarkWarning(UserWarning):
@@ -225,11 +236,19 @@ def _show(value) -> str:
     return repr(value.tolist() if isinstance(value, np.ndarray) else value)
 
 
-def check_spacing(spacing, where: str, spatial_dims: int = 2) -> np.ndarray:
+def check_spacing(spacing, where: str, spatial_dims: int = 2, plausible=PLAUSIBLE_SPACING_MM) -> np.ndarray:
     """Spacing as a ``(spatial_dims,)`` float64 array (``(sx, sy)`` in 2D); a scalar means isotropic.
 
-    The one spacing check of the package (readers, datalists and :func:`monai_ceph.transforms.as_spacing`).
-    Raises :class:`SpacingError` naming ``where`` if a value is non-numeric, non-finite or ``<= 0``.
+    The one spacing check of the package (readers, datalists, the physical-scale input and, for a sample's own
+    spacing, :class:`monai_ceph.transforms.EnsureLandmarksd`). Raises :class:`SpacingError` naming ``where`` if a
+    value is non-numeric, non-finite, ``<= 0`` or outside ``plausible``.
+
+    Args:
+        spacing: one number or ``spatial_dims`` numbers, mm/pixel.
+        where: the file, entry or option it comes from, named in the error.
+        spatial_dims: the number of values.
+        plausible: ``(low, high)`` closed range each value must lie in (default :data:`PLAUSIBLE_SPACING_MM`, the
+            range of a radiograph); ``None`` checks only finite and positive (a derived, model-space spacing).
     """
     try:
         values = np.asarray(spacing, dtype=np.float64).reshape(-1)
@@ -243,6 +262,14 @@ def check_spacing(spacing, where: str, spatial_dims: int = 2) -> np.ndarray:
         )
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise SpacingError(f"{where}: pixel spacing {spacing!r} must be finite and > 0 mm/pixel.")
+    if plausible is not None:
+        low, high = plausible
+        if np.any(values < low) or np.any(values > high):
+            shown = [float(v) for v in values]
+            raise SpacingError(
+                f"{where}: pixel spacing {shown} mm/pixel is outside the range of a radiograph [{low:g}, {high:g}] "
+                "mm/pixel (a unit or typing error? ISBI 2015 images are 0.1 mm/pixel)."
+            )
     return values
 
 

@@ -11,13 +11,13 @@ missing or empty, naming the section and the datalist file.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai.data import load_decathlon_datalist
 
 from .datalist import build_datalist
+from .ids import duplicate_ids, output_name, unique_file_ids
 from .landmark_sets import get_landmark_set
 from .phantom import PHANTOM_SPATIAL_SIZE, write_phantom_dataset
 from .readers import (
@@ -115,8 +115,9 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
     """Check every item of a datalist section and return them as plain dicts; raise naming the first bad one.
 
     Each item needs an existing ``"image"``, ``"landmarks"`` of the length of its ``"landmark_set"`` (default
-    ``isbi2015``) with numeric or null coordinates, and a positive ``"spacing"`` of two values; a DICOM image may
-    leave ``"spacing"`` out when its header has a spacing tag (filled in from it, ``(sx, sy)``).
+    ``isbi2015``) with numeric or null coordinates, and a plausible ``"spacing"`` of two values; a DICOM image may
+    leave ``"spacing"`` out when its header has a spacing tag (filled in from it, ``(sx, sy)``). No two items may
+    share an id (their ``"id"``, else their image's stem, case ignored: they would write the same output files).
     """
     checked = []
     for i, item in enumerate(items):
@@ -142,7 +143,17 @@ def check_datalist(items: Sequence[Mapping], where: str = "datalist") -> list[di
             )
         check_spacing(item["spacing"], name)
         checked.append(dict(item))
+    _refuse_duplicate_ids(checked, where)
     return checked
+
+
+def _refuse_duplicate_ids(items: Sequence[Mapping], where: str) -> None:
+    """A :class:`DataFileError` naming the ids (as the outputs are named) that more than one item of ``items`` has."""
+    duplicates = duplicate_ids(output_name(item.get("id"), item["image"]) for item in items)
+    if duplicates:
+        listed = "; ".join(f"{name!r} at entries {entries}" for name, entries in duplicates.items())
+        raise DataFileError(f"{where}: items share an id ({listed}); an item's outputs are named by its id (or, "
+                            "without one, its image's file name), so one would overwrite another's: make them unique.")
 
 
 def _header_spacing(image: str | os.PathLike, name: str):
@@ -235,13 +246,18 @@ def load_datalist(
             raise DataFileError(f"{path}: not a datalist (expected an object of sections, got {type(content).__name__}).")
         # every list of items is a section: training/validation/test, and any others (e.g. "test2")
         names = [k for k, v in content.items() if isinstance(v, list) and all(isinstance(i, dict) for i in v)]
-        for key in ("training", "validation", "test"):
-            if key in content and key not in names:
-                if not isinstance(content[key], list):
-                    raise DataFileError(f"{path} [{key}]: a section must be a list of items, got "
-                                        f"{type(content[key]).__name__}.")
-                check_datalist(content[key], f"{path} [{key}]")  # raises naming the entry that is not an item
         sections = {key: [] for key in ("training", "validation", "test")}
+        for key, value in content.items():
+            if key in names:
+                continue
+            if key in sections and not isinstance(value, list):
+                raise DataFileError(f"{path} [{key}]: a section must be a list of items, got {type(value).__name__}.")
+            # a section with an entry that is not an item (a standard one, or another with some items): refused, not
+            # dropped; a list of no items under another key (notes, landmark names) is not a section
+            if isinstance(value, list) and (key in sections or any(isinstance(i, dict) for i in value)):
+                i, entry = next((i, e) for i, e in enumerate(value) if not isinstance(e, dict))
+                raise DataFileError(f"{path} [{key}] entry {i}: expected an object {{'image', 'landmarks', "
+                                    f"'spacing'}}, got {entry!r}.")
         for key in names:
             sections[key] = load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key) if content[key] else []
         where = str(path)
@@ -275,9 +291,10 @@ def image_folder_datalist(
     carries the reason under :data:`~monai_ceph.data.tolerant.FAILURE_KEY` (and no spacing), and
     :class:`~monai_ceph.data.FailureTolerantDataLoader` reports it as a skipped file without loading it.
 
-    Ids (the names of the outputs) are the file stems, unique per input file: files that share a stem
-    (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``), so none overwrites
-    another's results.
+    Ids (the names of the outputs) are the file stems, unique per input file (:func:`~monai_ceph.data.ids.unique_file_ids`):
+    files that share a stem (``001.jpg`` and ``001.dcm``) get the stem and their suffix (``001_jpg``, ``001_dcm``),
+    and a counter where that is another file's stem (``a_png_2`` beside ``a_png.png``), so none overwrites another's
+    results.
     """
     root = Path(folder)
     if root.is_file():
@@ -288,10 +305,8 @@ def image_folder_datalist(
         raise FileNotFoundError(f"input {root} does not exist.")
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(suffixes)}) in {root}.")
-    stems = Counter(f.stem for f in files)
     items = []
-    for f in files:
-        image_id = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
+    for f, image_id in zip(files, unique_file_ids(files)):
         item = {"image": str(f.resolve()), "spacing": None, "id": image_id}
         try:
             header = read_dicom_spacing(f, required=False) if is_dicom(f) else None

@@ -3,7 +3,6 @@ the failures in ``failed.json`` beside them, and a non-zero exit status when any
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +10,9 @@ from typing import Any
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_ceph.data.atomic import atomic_write_text
+from monai_ceph.data.json_io import dump_json
+
+from .output_lock import hold_output_folder
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -52,6 +53,7 @@ class BatchSummary:
         return self.output_dir / FAILED_FILENAME
 
     def attach(self, engine: Any) -> None:
+        hold_output_folder(engine, self.output_dir)
         engine.add_event_handler(Events.STARTED, self.started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
         engine.add_event_handler(Events.DATALOADER_STOP_ITERATION, self.loader_exhausted)
@@ -69,7 +71,7 @@ class BatchSummary:
 
     def completed(self, engine: Any) -> None:
         self.failures = list(getattr(getattr(engine, "data_loader", None), "failures", []))
-        atomic_write_text(self.failed_file, json.dumps(self.failures, indent=2) + "\n")
+        dump_json(self.failures, self.failed_file)
         self.summary = f"{self.name}: {self.done} done, {len(self.failures)} failed; outputs in {self.output_dir}"
         if self.failures:
             self.summary += f"; failures listed in {self.failed_file}"

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -13,8 +12,10 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet
 from monai_ceph.data.atomic import atomic_write_bytes, atomic_write_text
+from monai_ceph.data.json_io import dump_json
 from monai_ceph.metrics.radial_error import DEFAULT_SDR_THRESHOLDS, summarize_radial_errors
 
+from .output_lock import hold_output_folder
 from .uncertainty import UncertaintyRecords, uncertainty_summary
 from .utils import decollated_items, engine_output, landmark_labels
 
@@ -116,6 +117,7 @@ class EvaluationReport:
         """
         if self._name is None:
             self.logger = engine.logger
+        hold_output_folder(engine, self.output_dir, rank=self.save_rank)
         if not engine.has_event_handler(self, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self)
         if self.records is not None and not engine.has_event_handler(self.record, Events.ITERATION_COMPLETED):
@@ -191,7 +193,7 @@ class EvaluationReport:
         """Write the JSON, CSV and (optionally) PNG files of ``summary``; returns their paths."""
         base = os.path.join(self.output_dir, self.filename)
         paths = [f"{base}_summary.json", f"{base}_per_landmark.csv"]
-        atomic_write_text(paths[0], json.dumps(summary, indent=2))
+        dump_json(summary, paths[0])
 
         sdr_columns = [f"sdr_{k}mm" for k in summary["sdr_percent"]]
         columns = ["index", "abbreviation", "name", "mre_mm", "sd_mm", *sdr_columns, "n_valid", "n_missed"]

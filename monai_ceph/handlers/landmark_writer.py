@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +10,7 @@ import numpy as np
 from monai.utils import convert_to_numpy
 
 from monai_ceph.data import LandmarkSet, get_landmark_set
-from monai_ceph.data.atomic import atomic_write_text
+from monai_ceph.data.json_io import dump_json
 from monai_ceph.metrics.radial_error import compute_radial_error
 
 from .provenance import result_warnings
@@ -123,6 +122,8 @@ class LandmarkWriter(ItemHandler):
         model: which model made the points (:func:`~monai_ceph.handlers.provenance.model_provenance`): when given,
             the JSON holds it as ``"model"`` and the result's ``"warnings"`` (a phantom-demo model, an implausible
             shape).
+        pipeline: the steps that made the points (the bundle's ``pipeline``: ``"global stage"``, ``"local stage"``,
+            ``"shape refinement"``, ``"calibrated uncertainty"``), written as the JSON's ``"pipeline"``.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
         name: identifier of logging.logger to use, defaulting to ``engine.logger``.
     """
@@ -145,6 +146,7 @@ class LandmarkWriter(ItemHandler):
         plausibility_key: str = "shape_plausibility",
         unrefined_key: str = "unrefined_pred_landmarks",
         model: Mapping | None = None,
+        pipeline: Sequence[str] | None = None,
         output_transform: Callable = lambda x: x,
         name: str | None = None,
     ) -> None:
@@ -157,6 +159,7 @@ class LandmarkWriter(ItemHandler):
         self.flagged_key, self.distance_key = flagged_key, distance_key
         self.plausibility_key, self.unrefined_key = plausibility_key, unrefined_key
         self.model = None if model is None else dict(model)
+        self.pipeline = None if pipeline is None else list(pipeline)
         super().__init__(output_transform, name)
 
     def handle(self, item: Mapping):
@@ -205,11 +208,13 @@ class LandmarkWriter(ItemHandler):
                     "plausibility": _value(plausibility),
                     "flagged": [r["abbreviation"] for r in rows if r["flagged"]],
                 }
+            if self.pipeline is not None:
+                record["pipeline"] = self.pipeline
             if self.model is not None:
                 record["model"] = self.model
                 record["warnings"] = result_warnings(
                     self.model, item.get(self.plausibility_key), item.get(self.unrefined_key))
-            atomic_write_text(f"{base}.json", json.dumps(record, indent=2))
+            dump_json(record, f"{base}.json")
             paths.append(f"{base}.json")
         if "csv" in self.formats:
             columns = _COLUMNS + (_GT_COLUMNS if gt is not None else ())

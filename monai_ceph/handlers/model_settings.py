@@ -11,7 +11,7 @@ from typing import Any
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_ceph.data.atomic import atomic_write_text
+from monai_ceph.data.json_io import dump_json, dumps_json
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -45,7 +45,7 @@ def model_settings(
             "name": type(codec).__name__,
             **{k: v for k, v in sorted(vars(codec).items()) if not k.startswith("_") and isinstance(v, scalars)},
         },
-        **json.loads(json.dumps(dict(extra or {}))),  # plain JSON values, as they read back from the file
+        **json.loads(dumps_json(dict(extra or {}))),  # plain JSON values, as they read back from the file
     }
 
 
@@ -80,7 +80,7 @@ class ModelSettingsWriter:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Any = None) -> None:
-        atomic_write_text(self.filename, json.dumps(self.settings, indent=2))
+        dump_json(self.settings, self.filename)
 
 
 def check_model_settings(

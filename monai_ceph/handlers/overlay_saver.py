@@ -181,6 +181,7 @@ class OverlaySaver(ItemHandler):
         model: which model made the points (:func:`~monai_ceph.handlers.provenance.model_provenance`): when
             given, the key names it and shows the result's warnings (a phantom-demo model, an implausible shape
             from ``plausibility_key`` / ``unrefined_key``).
+        pipeline: the steps that made the points (the bundle's ``pipeline``), shown in the key.
         reader: reader passed to ``LoadImage`` when re-reading; None: :py:class:`monai_ceph.data.RadiographReader`,
             the reader of the bundles' pre-processing, so DICOM loads as ``(1, x, y)`` like the other formats.
         output_transform: maps ``engine.state.output`` to the list of per-image dicts (or a batch dict).
@@ -206,6 +207,7 @@ class OverlaySaver(ItemHandler):
         flagged_key: str | None = "shape_flagged",
         level: float = 0.95,
         model: Mapping | None = None,
+        pipeline: Sequence[str] | None = None,
         plausibility_key: str = "shape_plausibility",
         unrefined_key: str = "unrefined_pred_landmarks",
         output_transform: Callable = lambda x: x,
@@ -224,6 +226,7 @@ class OverlaySaver(ItemHandler):
         self.cov_key, self.spacing_key, self.calibrated_key = cov_key, spacing_key, calibrated_key
         self.flagged_key, self.level = flagged_key, level
         self.model = None if model is None else dict(model)
+        self.pipeline = None if pipeline is None else list(pipeline)
         self.plausibility_key, self.unrefined_key = plausibility_key, unrefined_key
         self._loader: LoadImage | None = None  # created on the first re-read
         super().__init__(output_transform, name)
@@ -265,6 +268,9 @@ class OverlaySaver(ItemHandler):
         notes = []
         if self.model is not None:
             notes.append((model_description(self.model), NOTE_COLOR))
+        if self.pipeline is not None:
+            notes.append((" -> ".join(self.pipeline), NOTE_COLOR))
+        if self.model is not None:
             warnings = result_warnings(self.model, item.get(self.plausibility_key), item.get(self.unrefined_key))
             notes += [(f"WARNING: {w}", WARNING_COLOR) for w in warnings]
         overlay = render_overlay(self.source_image(item), pred, gt, labels=labels, scale=self.scale, covariances=cov,

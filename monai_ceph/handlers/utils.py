@@ -15,6 +15,9 @@ from monai.data import decollate_batch
 from monai.utils import IgniteInfo, ImageMetaKey, convert_to_numpy, min_version, optional_import
 
 from monai_ceph.data import LandmarkSet, atomic_write_text, get_landmark_set
+from monai_ceph.data.ids import output_name
+
+from .output_lock import hold_output_folder
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -106,25 +109,26 @@ def item_id(item: Mapping, id_key: str | None = "id", image_key: str = "image") 
     if id_key is not None and item.get(id_key) is not None:
         value = item[id_key]
         value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
-        return str(value).replace(os.sep, "_").replace("/", "_")
+        return output_name(value)
     filename = item_source_filename(item, image_key)
     if filename is None:
         raise KeyError(
             f"cannot name the output: the engine output item has no {id_key!r} and no {image_key!r} meta "
             f"{ImageMetaKey.FILENAME_OR_OBJ!r}."
         )
-    name = os.path.basename(filename)
-    for _ in range(2 if name.endswith(".gz") else 1):
-        name = os.path.splitext(name)[0]
-    return name
+    return output_name(image=filename)
 
 
 class ItemHandler:
     """Base of the handlers that act on every decollated output item at ``ITERATION_COMPLETED``.
 
     Subclasses implement :meth:`handle`; items are ``engine.state.output`` completed by the batch keys (see
-    :func:`engine_output`) and mapped by ``output_transform``.
+    :func:`engine_output`) and mapped by ``output_transform``. A subclass that writes files sets ``output_dir``: the
+    folder is then locked for the run (:func:`~monai_ceph.handlers.output_lock.hold_output_folder`), so a second
+    run writing there at the same time fails instead of mixing its files with this one's.
     """
+
+    output_dir: str | os.PathLike | None = None
 
     def __init__(self, output_transform: Callable = lambda x: x, name: str | None = None) -> None:
         self.output_transform = output_transform
@@ -138,6 +142,8 @@ class ItemHandler:
         """
         if self._name is None:
             self.logger = engine.logger
+        if self.output_dir is not None:
+            hold_output_folder(engine, self.output_dir)
         if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
             engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 

@@ -46,12 +46,15 @@ class CovarianceToSource(Transform):
         source = calibration
         if calibration is not None and not isinstance(calibration, UncertaintyCalibration):
             calibration = UncertaintyCalibration.load(calibration)
-        if calibration is not None and landmark_set is not None and calibration.landmark_set is not None:
-            name = get_landmark_set(landmark_set).name
-            if calibration.landmark_set != name:
-                where = f"{source}: " if not isinstance(source, UncertaintyCalibration) else ""
+        if calibration is not None and landmark_set is not None:
+            lset = get_landmark_set(landmark_set)
+            where = f"{source}: " if not isinstance(source, UncertaintyCalibration) else ""
+            if calibration.landmark_set is not None and calibration.landmark_set != lset.name:
                 raise ValueError(f"{where}the uncertainty calibration was fitted on the {calibration.landmark_set!r} "
-                                 f"landmark set, the model predicts {name!r}.")
+                                 f"landmark set, the model predicts {lset.name!r}.")
+            if len(calibration.scales) != len(lset):
+                raise ValueError(f"{where}the uncertainty calibration has {len(calibration.scales)} scales, the "
+                                 f"model predicts the {len(lset)} landmarks of the {lset.name!r} set.")
         self.calibration = calibration
 
     def __call__(self, cov: NdarrayOrTensor, matrix, spacing, confidence=None) -> tuple[NdarrayOrTensor, ...]:

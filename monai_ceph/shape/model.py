@@ -217,11 +217,16 @@ class ShapeModel:
             self.components = self.components.reshape(0, k2)
         if self.components.ndim != 2 or self.components.shape[1] != k2:
             raise ValueError(f"components must have shape (M, 2K = {k2}), got {self.components.shape}.")
+        if not np.isfinite(self.components).all():
+            raise ValueError("components must be finite, got NaN or infinite values.")
         self.variances = _as_numpy(variances, "variances").reshape(-1)
-        if len(self.variances) != len(self.components) or (self.variances < 0).any():
+        if len(self.variances) != len(self.components) or not (self.variances >= 0).all():
             raise ValueError(
-                f"{len(self.components)} components need as many non-negative variances, got {self.variances}."
+                f"{len(self.components)} components need as many finite, non-negative variances, got "
+                f"{self.variances.tolist()}."
             )
+        if not np.isfinite(self.variances).all():
+            raise ValueError(f"variances must be finite, got {self.variances.tolist()}.")
         if not (math.isfinite(residual_variance) and residual_variance > 0):
             raise ValueError(f"residual_variance must be positive, got {residual_variance!r}.")
         self.residual_variance = float(residual_variance)
@@ -343,6 +348,12 @@ class ShapeModel:
             raise ValueError(f"{path}: bad shape model entry: {e}") from e
         if model.num_landmarks != content.get("num_landmarks"):
             raise ValueError(f"{path}: num_landmarks {content.get('num_landmarks')} but a mean of {model.num_landmarks}.")
+        if not (model.variances > 0).all():  # fit keeps only modes that carry variance: a zero one is damage
+            raise ValueError(f"{path}: mode variances must be > 0, got {model.variances.tolist()}.")
+        gram = model.components @ model.components.T
+        if not np.allclose(gram, np.eye(len(gram)), atol=1e-6):
+            raise ValueError(f"{path}: the components are not orthonormal (largest error "
+                             f"{float(np.abs(gram - np.eye(len(gram))).max()):.3g}).")
         return model
 
     def check_landmark_set(self, name) -> None:

@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 CALIBRATION_FORMAT = "monai_ceph.uncertainty_calibration/1"
+PLAUSIBLE_CALIBRATION_SCALES = (1e-3, 1e3)
+"""The range a loaded calibration's scales must lie in: a calibrated sigma a thousand times smaller or larger than
+the heatmap's own is a damaged or foreign file (the released ISBI model's scales are 1.7-2.3 for the global stage,
+21-25 for the local stage's sharper heatmaps)."""
 CONFIDENCE_FLOOR = 1e-3  # 1 - confidence is clipped here: a saturated peak does not give a zero covariance
 CONFIDENCE_POWERS = np.round(np.arange(0.0, 2.0001, 0.05), 2)  # the grid UncertaintyCalibration.fit searches
 
@@ -219,6 +223,8 @@ class UncertaintyCalibration:
             raise ValueError(f"method must be 'mle' or 'quantile', got {method!r}.")
         self.method = method
         self.coverage = float(coverage)
+        if not 0 < self.coverage < 1:
+            raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
         self.confidence_power = float(confidence_power)
         if not (math.isfinite(self.confidence_power) and self.confidence_power >= 0):
             raise ValueError(f"confidence_power must be finite and >= 0, got {confidence_power!r}.")
@@ -314,7 +320,12 @@ class UncertaintyCalibration:
         path = Path(path)
         content = read_json(path, CALIBRATION_FORMAT, "an uncertainty calibration")
         try:
-            return cls(content["scales"], content.get("landmark_set"), content.get("method", "mle"),
-                       content.get("coverage", 0.95), content.get("confidence_power", 0.0))
+            calibration = cls(content["scales"], content.get("landmark_set"), content.get("method", "mle"),
+                              content.get("coverage", 0.95), content.get("confidence_power", 0.0))
         except (KeyError, ValueError, TypeError) as e:
             raise ValueError(f"{path}: bad calibration entry: {e}") from e
+        low, high = PLAUSIBLE_CALIBRATION_SCALES
+        absurd = [(i, s) for i, s in enumerate(calibration.scales.tolist()) if not low <= s <= high]
+        if absurd:
+            raise ValueError(f"{path}: calibration scales outside [{low:g}, {high:g}] (landmark index, scale): {absurd}.")
+        return calibration

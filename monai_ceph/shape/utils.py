@@ -7,15 +7,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from monai_ceph.data.json_io import dump_json
+
 __all__ = ["write_json", "read_json"]
 
 
 def write_json(path: str | os.PathLike, fmt: str, content: Mapping) -> Path:
-    """Write ``{"format": fmt, **content}`` to ``path`` (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": fmt, **content}, indent=1))
-    return path
+    """Write ``{"format": fmt, **content}`` to ``path`` (parent folders created; atomically, valid JSON: see
+    :func:`monai_ceph.data.dump_json`)."""
+    return dump_json({"format": fmt, **content}, path, indent=1)
 
 
 def read_json(path: str | os.PathLike, fmt: str, what: str) -> dict:

@@ -97,12 +97,15 @@ def offset_bound_mm(value, name: str) -> np.ndarray:
     return bound.copy()
 
 
-def as_spacing(spacing, spatial_dims: int = SPATIAL_DIMS) -> torch.Tensor:
+def as_spacing(spacing, spatial_dims: int = SPATIAL_DIMS, plausible=None) -> torch.Tensor:
     """Validate a pixel spacing (mm/pixel) and return it as a float32 tensor ``(spatial_dims,)``.
 
     A single number means isotropic spacing. Raises ``ValueError`` (:class:`~monai_ceph.data.SpacingError`) for a
     wrong length, text, a non-numeric value, or a value that is not finite and > 0; the checks are
-    :func:`monai_ceph.data.check_spacing`'s.
+    :func:`monai_ceph.data.check_spacing`'s. ``plausible``: the range a source image's spacing must lie in
+    (:data:`monai_ceph.data.PLAUSIBLE_SPACING_MM` where a sample's spacing enters, as in
+    :class:`~monai_ceph.transforms.EnsureLandmarksd`); ``None`` (default) for a derived spacing (model input,
+    patch), which may be coarser than any radiograph's.
     """
     if isinstance(spacing, (str, bytes)) or spacing is None:
         raise ValueError(f"spacing must be {spatial_dims} positive numbers (mm/pixel), got {spacing!r}.")
@@ -110,7 +113,7 @@ def as_spacing(spacing, spatial_dims: int = SPATIAL_DIMS) -> torch.Tensor:
         if spacing.dtype == torch.bool or spacing.is_complex():
             raise ValueError(f"spacing must be {spatial_dims} real numbers (mm/pixel), got {spacing!r}.")
         spacing = spacing.detach().cpu().numpy()
-    return torch.as_tensor(check_spacing(spacing, "spacing", spatial_dims), dtype=torch.float32)
+    return torch.as_tensor(check_spacing(spacing, "spacing", spatial_dims, plausible), dtype=torch.float32)
 
 
 def landmark_visibility(landmarks: NdarrayOrTensor, spatial_size: Sequence[int]) -> NdarrayOrTensor:

@@ -50,7 +50,10 @@ def test_coincident_points_raise(call):
         call()
 
 
-def test_canonical_frame_mirrors_only_left_facing():
+def test_canonical_frame_turns_anterior_to_x_and_inferior_to_y():
     pts = np.array([[1.0, 2.0], [3.0, 4.0]])
-    np.testing.assert_array_equal(g.canonical_frame(pts, 1.0), pts)
-    np.testing.assert_array_equal(g.canonical_frame(pts, -1.0), [[-1.0, 2.0], [-3.0, 4.0]])
+    np.testing.assert_array_equal(g.canonical_frame(pts, (1.0, 0.0), (0.0, 1.0)), pts)  # upright, facing right
+    np.testing.assert_array_equal(g.canonical_frame(pts, None, None), pts)  # no axes known: as it is
+    np.testing.assert_allclose(g.canonical_frame(pts, (-2.0, 0.0), (0.0, 1.0)), [[-1.0, 2.0], [-3.0, 4.0]])  # left
+    np.testing.assert_allclose(g.canonical_frame(pts, (1.0, 0.0), (0.0, -1.0)), [[1.0, -2.0], [3.0, -4.0]])  # upside down
+    np.testing.assert_allclose(g.canonical_frame(pts, (0.0, 3.0), (-1.0, 0.0)), [[2.0, -1.0], [4.0, -3.0]])  # turned 90

@@ -133,8 +133,9 @@ def test_bad_inputs(det, test_items, tmp_path, trained_bundle):
         det(str(broken), spacing=0.1)
     untrained = tmp_path / "untrained"
     shutil.copytree(trained_bundle / "configs", untrained / "configs")
+    assert LandmarkDetector.from_bundle(untrained).model["kind"] == "released"  # no model of its own
     with pytest.raises(FileNotFoundError, match=r"models/model\.pt: no trained model; train the bundle first"):
-        LandmarkDetector.from_bundle(untrained)
+        LandmarkDetector.from_bundle(untrained, models_dir=untrained / "models")
     with pytest.raises(FileNotFoundError, match="not a bundle folder"):
         LandmarkDetector.from_bundle(tmp_path)
 

@@ -199,7 +199,8 @@ def test_two_stage_uncertainty_is_written_and_calibrated(phantom_run, configs):
     shape_model = ShapeModel.fit((shapes[None] + jitter).reshape(-1, *shapes.shape[1:]), name)
     shape_model.save(models / "shape_model.json")
     output_dir = phantom_run.root / "eval_uncertainty"
-    override = {**phantom_run.override, "output_dir": str(output_dir), "save_overlays": False}
+    # the raw and calibrated sigmas first: shape refinement (on by default with a shape model) off
+    override = {**phantom_run.override, "output_dir": str(output_dir), "save_overlays": False, "shape_refine": False}
 
     def sigmas(folder):
         records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
@@ -234,6 +235,11 @@ def test_two_stage_uncertainty_is_written_and_calibrated(phantom_run, configs):
     run_workflow(configs, [*TWO_STAGE_EVALUATE, "shape_refine"], "eval", **override)
     records, _ = sigmas(output_dir / "test" / "landmarks")
     assert all("shape" in r and "flagged" in r["shape"] for r in records)
+    # the same by default, with train.json + evaluate.json alone: the best pipeline the models folder holds
+    run_workflow(configs, ["evaluate"], "eval", **{**override, "shape_refine": "$os.path.isfile(@shape_model_file)"})
+    default, _ = sigmas(output_dir / "test" / "landmarks")
+    assert [r["landmarks"] for r in default] == [r["landmarks"] for r in records]
+    assert default[0]["pipeline"] == ["global stage", "local stage", "shape refinement", "calibrated uncertainty"]
 
 
 @pytest.mark.slow

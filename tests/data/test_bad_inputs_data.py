@@ -3,6 +3,8 @@ the exit status or exception, that the message names the file (or entry, section
 nothing already written was lost."""
 
 import json
+import re
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -165,7 +167,7 @@ def test_items_of_two_landmark_sets_are_refused(tmp_path):
 
 
 def test_a_lazy_datalist_writes_no_phantoms_until_used(tmp_path):
-    lazy = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=3, phantom_size=(24, 30), lazy=True)
+    lazy = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=3, phantom_size=(40, 50), lazy=True)
     assert isinstance(lazy, LazyDatalist) and not lazy.resolved and not (tmp_path / "ph").exists()
     assert len(lazy["training"]) + len(lazy["validation"]) + len(lazy["test"]) == 3
     assert lazy.resolved and (tmp_path / "ph" / "datalist.json").is_file()
@@ -202,3 +204,197 @@ def test_a_dicom_without_spacing_tags_takes_the_given_spacing(tmp_path):
     assert items == [{"image": str(dicom.resolve()), "spacing": [0.1, 0.2], "id": "scan"}]
     with pytest.raises(DataFileError, match=f"{dicom}: none of the tags .* gives a pixel spacing"):
         image_folder_datalist(tmp_path)
+
+
+# --- pixel spacing outside what a radiograph can have (issue 24) ---
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001, [0.1, 50.0]])
+def test_an_implausible_spacing_in_a_datalist_names_the_entry_value_and_range(tmp_path, spacing):
+    from monai_ceph.data import PLAUSIBLE_SPACING_MM, SpacingError
+
+    Image.new("L", (100, 80)).save(tmp_path / "a.png")
+    item = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": spacing, "id": "a"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [item]}))
+    before = path.read_text()
+    low, high = PLAUSIBLE_SPACING_MM
+    with pytest.raises(SpacingError, match=rf"mine.json \[training\] entry 0 \(id 'a'.*pixel spacing .* is outside "
+                                           rf"the range of a radiograph \[{low:g}, {high:g}\]"):
+        load_datalist(path)
+    assert path.read_text() == before
+
+
+@pytest.mark.parametrize("spacing", ["100", "0.0001"])
+def test_an_implausible_spacing_option_fails_the_command(capsys, tmp_path, output, spacing):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    Image.new("L", (100, 80)).save(folder / "a.png")
+    (folder / "a.json").write_text(json.dumps({"shapes": [{"label": "S", "points": [[1, 2]], "shape_type": "point"}],
+                                               "imagePath": "a.png"}))
+    code, err = _run(capsys, folder, output, "--format", "labelme", "--spacing", spacing)
+    _assert_failed(code, err, "spacing", "outside the range of a radiograph")
+    assert output.read_text() == KEEP
+
+
+@pytest.mark.parametrize("spacing", [0.01, 0.1, 1.0, 5.0])
+def test_spacings_a_radiograph_or_a_phantom_has_pass(spacing):
+    from monai_ceph.data import check_spacing
+
+    np.testing.assert_array_equal(check_spacing(spacing, "x"), [spacing, spacing])
+
+
+def test_a_phantom_too_small_for_a_radiograph_spacing_is_refused_before_writing(tmp_path):
+    from monai_ceph.data import SpacingError, write_phantom_dataset
+
+    with pytest.raises(SpacingError, match=r"phantoms of spatial_size \(8, 10\): pixel spacing \[24.0, 24.0\]"):
+        write_phantom_dataset(tmp_path / "ph", num_images=1, spatial_size=(8, 10))
+    assert not (tmp_path / "ph" / "datalist.json").exists()
+
+
+# --- valid JSON only, files with the user's umask (issue 24) ---
+
+def _strict_json(text):
+    """json.loads refusing the NaN / Infinity tokens that Python writes and strict readers reject."""
+    def refuse(token):
+        raise ValueError(f"invalid JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_dump_json_writes_non_finite_numbers_as_null(tmp_path):
+    from monai_ceph.data import dump_json, dumps_json
+
+    value = {"a": float("nan"), "b": [np.float32("inf"), -np.inf, 1.5], "c": np.array([np.nan, 2.0]), "d": (np.int64(3),)}
+    assert _strict_json(dumps_json(value)) == {"a": None, "b": [None, None, 1.5], "c": [None, 2.0], "d": [3]}
+    path = tmp_path / "out.json"
+    path.write_text(KEEP)
+    with pytest.raises(TypeError):  # not JSON at all: refused, the old file kept
+        dump_json({"x": object()}, path)
+    assert path.read_text() == KEEP
+    assert _strict_json(dump_json(value, path).read_text())["b"] == [None, None, 1.5]
+
+
+def test_datalists_and_labels_with_nan_are_valid_json(tmp_path):
+    from monai_ceph.data import write_datalist, write_monailabel_json
+
+    landmarks = np.full((19, 2), 1.0)
+    landmarks[3] = np.nan
+    label = write_monailabel_json(tmp_path / "l.json", landmarks, spacing=0.1)
+    assert _strict_json(label.read_text())
+    datalist = write_datalist({"training": [{"image": str(tmp_path / "a.png"), "spacing": [0.1, float("nan")]}]},
+                              tmp_path / "d.json")
+    assert _strict_json(datalist.read_text())["training"][0]["spacing"] == [0.1, None]
+
+
+def test_no_json_is_written_outside_the_one_writer():
+    """Every json.dump(s) of the package goes through monai_ceph.data.json_io (apps/ and cli.py aside)."""
+    import re
+    from pathlib import Path
+
+    import monai_ceph
+
+    root = Path(monai_ceph.__file__).parent
+    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py"))
+             if p.name != "json_io.py" and "apps" not in p.relative_to(root).parts and p.name != "cli.py"
+             or p.relative_to(root).as_posix() == "data/datalist/cli.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"json\.dumps?\(", line)]
+    assert found == [], found
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_take_the_users_umask(tmp_path, umask, mode):
+    from monai_ceph.data import dump_json
+
+    old = os.umask(umask)
+    try:
+        written = [atomic_write_text(tmp_path / "a.txt", "x"), dump_json({}, tmp_path / "sub" / "b.json")]
+        (tmp_path / "a.txt").chmod(0o600)
+        written.append(atomic_write_text(tmp_path / "a.txt", "y"))  # a replaced file too
+    finally:
+        os.umask(old)
+    assert [oct(p.stat().st_mode & 0o777) for p in written] == [oct(mode)] * 3
+
+
+# --- output ids unique (issue 24) ---
+
+def test_folder_ids_never_collide(tmp_path):
+    from monai_ceph.data import image_folder_datalist
+
+    for name in ("a.png", "a.jpg", "a_png.png", "b.PNG", "B.jpg", "c.png"):
+        Image.new("L", (8, 8)).save(tmp_path / name, format="PNG")
+    items = image_folder_datalist(tmp_path, spacing=0.1)
+    ids = {Path(i["image"]).name: i["id"] for i in items}
+    assert ids == {"a.jpg": "a_jpg", "a.png": "a_png_2", "a_png.png": "a_png", "B.jpg": "B_jpg", "b.PNG": "b_png",
+                   "c.png": "c"}
+    assert len({i.casefold() for i in ids.values()}) == len(ids)
+    assert [i["id"] for i in image_folder_datalist(tmp_path, spacing=0.1)] == [i["id"] for i in items]  # deterministic
+
+
+@pytest.mark.parametrize("second, shared", [({"id": "a"}, "'a' at entries [0, 1]"),
+                                            ({"id": "A"}, "'a' at entries [0, 1]"),
+                                            ({"id": None, "image": "sub/a.png"}, "'a' at entries [0, 1]")])
+def test_a_datalist_whose_items_share_an_id_is_refused_naming_the_ids(tmp_path, second, shared):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "sub/a.png"):
+        Image.new("L", (100, 80)).save(tmp_path / name)
+    first = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": [0.1, 0.1], "id": "a"}
+    other = {k: v for k, v in {**first, **second}.items() if v is not None}
+    if "id" not in second or second["id"] is None:
+        first = {k: v for k, v in first.items() if k != "id"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [first], "test": [first, other]}))
+    before = path.read_text()
+    with pytest.raises(DataFileError, match=rf"mine.json \[test\]: items share an id \({re.escape(shared)}\)"):
+        load_datalist(path)
+    assert path.read_text() == before
+
+
+# --- the datalist command never writes over an input, and says when it changes a split (issue 24) ---
+
+@pytest.mark.parametrize("target", ["test1_senior.csv", "images/001.jpg", "notes.txt"])
+def test_the_command_never_writes_over_a_file_of_the_dataset(capsys, isbi_csv_dataset, target):
+    (isbi_csv_dataset / "notes.txt").write_text("mine")
+    path = isbi_csv_dataset / target
+    before = path.read_bytes()
+    code, err = _run(capsys, isbi_csv_dataset, path)
+    _assert_failed(code, err, str(path), "inside the dataset folder", "not replaced")
+    assert path.read_bytes() == before
+
+
+def test_the_command_writes_a_new_datalist_inside_the_dataset_folder(capsys, isbi_csv_dataset):
+    code, _ = _run(capsys, isbi_csv_dataset, isbi_csv_dataset / "datalist.json")
+    assert code == 0 and len(json.loads((isbi_csv_dataset / "datalist.json").read_text())["training"]) == 1
+
+
+def test_rescaled_split_fractions_are_reported(capsys, isbi_csv_dataset, output):
+    from monai_ceph.data.datalist import SplitWarning
+
+    with pytest.warns(SplitWarning, match=r"--split fractions \[1.0, 1.0, 2.0\] sum to 4, not 1: rescaled to "
+                                          r"\[0.25, 0.25, 0.5\]"):
+        code, _ = _run(capsys, isbi_csv_dataset, output, "--split", "1", "1", "2")
+    assert code == 0
+
+
+def test_a_split_that_leaves_a_section_empty_is_reported(capsys, isbi_csv_dataset, output):
+    from monai_ceph.data.datalist import SplitWarning
+
+    with pytest.warns(SplitWarning, match=r"of 3 images leave \['test'\] empty \(counts \{'training': 2, "
+                                          r"'validation': 1, 'test': 0\}\)"):
+        code, _ = _run(capsys, isbi_csv_dataset, output, "--split", "0.6", "0.3", "0.1")
+    assert code == 0 and json.loads(output.read_text())["test"] == []
+
+
+def test_an_exact_split_says_nothing(capsys, isbi_csv_dataset, output):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _run(capsys, isbi_csv_dataset, output, "--split", "0.34", "0.33", "0.33")[0] == 0
+
+
+def test_an_extra_section_with_a_bad_entry_is_refused_not_dropped(tmp_path):
+    Image.new("L", (100, 80)).save(tmp_path / "a.png")
+    item = {"image": "a.png", "landmarks": [[1.0, 2.0]] * 19, "spacing": [0.1, 0.1], "id": "a"}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"training": [item], "test2": [item, "b.png"], "notes": ["kept aside"]}))
+    with pytest.raises(DataFileError, match=r"mine.json \[test2\] entry 1: expected an object"):
+        load_datalist(path)

@@ -51,7 +51,7 @@ def test_bad_fractions(fractions):
 
 
 def test_duplicate_ids_refused():
-    with pytest.raises(ValueError, match="unique ids"):
+    with pytest.raises(ValueError, match=r"records share ids \{'000': \['/x/000.png', '/x/000.png'\]\}: each needs its own"):
         split_records(_records(3) + _records(1))
 
 

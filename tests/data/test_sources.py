@@ -98,7 +98,7 @@ def test_load_datalist_from_a_dataset_folder(isbi_csv_dataset, isbi_points):
 
 
 def test_phantoms_are_written_once_when_nothing_is_given(tmp_path):
-    sections = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=4, phantom_size=(24, 30))
+    sections = load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=4, phantom_size=(40, 50))
     assert sum(len(v) for v in sections.values()) == 4
     written = (tmp_path / "ph" / "datalist.json").stat().st_mtime_ns
     assert load_datalist(phantom_dir=tmp_path / "ph", num_phantoms=4) == sections

@@ -56,8 +56,8 @@ def bundle(tmp_path_factory):
     return SimpleNamespace(root=root / "bundle", models=models, override=override, datalist=read_json(datalist))
 
 
-def inference_records(bundle, *overlays):
-    run(["inference", *overlays], workflow_type="infer", save_overlays=False, **bundle.override)
+def inference_records(bundle, *overlays, **override):
+    run(["inference", *overlays], workflow_type="infer", save_overlays=False, **{**bundle.override, **override})
     folder = bundle.root / "eval" / "inference" / "landmarks"
     return {p.stem: (read_json(p), list(csv.DictReader(open(p.with_suffix(".csv"))))) for p in folder.glob("*.json")}
 
@@ -88,7 +88,7 @@ def test_calibrating_then_inference_with_sigma(bundle):
     np.testing.assert_allclose(saver.calibration.scales, calibration.scales)
     assert not (bundle.root / "models" / "checkpoint_epoch=1.pt").exists()  # no training, no best-model saver
 
-    after = inference_records(bundle)
+    after = inference_records(bundle, shape_refine=False)  # the calibration alone (the shape model refines by default)
     for image_id, (record, _) in after.items():
         assert record["uncertainty"]["calibrated"] is True
         confidence = [float(r["confidence"]) for r in record["landmarks"]]  # the calibration's power of 1 - peak
@@ -96,6 +96,10 @@ def test_calibrating_then_inference_with_sigma(bundle):
         np.testing.assert_allclose(sigma_of(record), sigma_of(before[image_id][0]) * factor, rtol=1e-4)
         points = [[r["x"], r["y"]] for r in record["landmarks"]]
         np.testing.assert_allclose(points, [[r["x"], r["y"]] for r in before[image_id][0]["landmarks"]], atol=1e-5)
+        assert record["pipeline"] == ["global stage", "calibrated uncertainty"]
+    for record, _ in inference_records(bundle).values():  # by default: the shape model refines, and says so
+        assert record["pipeline"] == ["global stage", "shape refinement", "calibrated uncertainty"]
+        assert "shape" in record
 
 
 def test_evaluation_report_has_rho_and_coverage(bundle):

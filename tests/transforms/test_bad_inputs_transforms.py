@@ -105,3 +105,30 @@ def test_bad_landmarks_name_the_item_and_leave_it_unchanged(landmarks, match):
 def test_resampling_to_a_target_spacing_without_a_spacing_names_the_fault():
     with pytest.raises(ValueError, match="needs the image's spacing"):
         ResizeWithLandmarksd(spatial_size=None, target_spacing=0.2, spacing_key=None)({"image": _image(_ramp())})
+
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001, [0.1, 20.0]])
+def test_an_implausible_sample_spacing_names_the_item_and_the_range(spacing):
+    item = {"image": _image(_ramp()), "id": "017", "landmarks": [[10.0, 20.0]] * 19, "spacing": spacing}
+    with pytest.raises(ValueError, match=rf"item id='017', image {FILE}: 'spacing': .*outside the range of a "
+                                         r"radiograph \[0.01, 5\]"):
+        EnsureLandmarksd(landmark_set="isbi2015")(item)
+    assert item["spacing"] == spacing
+
+
+def test_a_derived_spacing_may_be_coarser_than_a_radiograph():
+    from monai_ceph.transforms import as_spacing
+
+    assert as_spacing(12.0).tolist() == [12.0, 12.0]  # a small model input's spacing: only finite and > 0
+    with pytest.raises(ValueError, match="outside the range"):
+        as_spacing(12.0, plausible=(0.01, 5.0))
+
+
+@pytest.mark.parametrize("spacing", [100.0, 0.0001])
+def test_the_physical_scale_input_refuses_an_implausible_spacing_before_resampling(spacing):
+    """100 mm/px once made the physical-scale resize allocate 42.8 GB; now it stops first, naming the image."""
+    from monai_ceph.transforms import PhysicalFieldd
+
+    item = {"image": _image(_ramp()), "landmarks": np.full((19, 2), 10.0), "spacing": [spacing, spacing]}
+    with pytest.raises(ValueError, match=rf"image {FILE}: pixel spacing .* outside the range of a radiograph"):
+        PhysicalFieldd(keys="image", spatial_size=(64, 80), field_mm=240)(item)

@@ -30,6 +30,8 @@ from .builder import (
     DATASET_FORMATS,
     DEFAULT_FRACTIONS,
     STANDARD_SPLITS,
+    SplitWarning,
+    warn_if_rescaled,
     build_datalist,
     datalist_from_records,
     load_records,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..aariz import load_aariz
-from ..atomic import atomic_write_text
+from ..ids import duplicate_ids, output_name
+from ..json_io import dump_json
 from ..isbi import load_isbi2015, load_isbi2015_original
 from ..labelme import load_labelme
 from ..landmark_sets import get_landmark_set
@@ -21,6 +23,8 @@ __all__ = [
     "DATASET_FORMATS",
     "DEFAULT_FRACTIONS",
     "STANDARD_SPLITS",
+    "SplitWarning",
+    "warn_if_rescaled",
     "load_records",
     "split_records",
     "build_datalist",
@@ -87,6 +91,21 @@ def load_records(
     return _LOADERS[fmt](dataset_dir, **kwargs)
 
 
+class SplitWarning(UserWarning):
+    """A seeded split is not what its fractions say: they were rescaled to sum 1, or a section they give a share
+    came out empty."""
+
+
+def warn_if_rescaled(fractions: Sequence[float], where: str = "split fractions") -> None:
+    """A :class:`SplitWarning` when ``fractions`` do not sum to 1 (the split uses them rescaled): for fractions a user
+    typed (``--split 0.8 0.1 0.05``), where the library's own callers may pass proportions (``(1, 1, 1)``)."""
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.size and np.all(np.isfinite(f)) and f.sum() > 0 and not math.isclose(f.sum(), 1.0, abs_tol=1e-6):
+        used = [round(float(v), 6) for v in f / f.sum()]
+        warnings.warn(f"{where} {[float(v) for v in f]} sum to {float(f.sum()):g}, not 1: rescaled to {used}.",
+                      SplitWarning, stacklevel=3)
+
+
 def _counts(n: int, fractions: Sequence[float]) -> list[int]:
     f = np.asarray(fractions, dtype=np.float64)
     if f.shape != (len(DATALIST_KEYS),) or not np.all(np.isfinite(f)) or np.any(f < 0) or f.sum() <= 0:
@@ -97,6 +116,10 @@ def _counts(n: int, fractions: Sequence[float]) -> list[int]:
     # largest remainder, ties to the earlier key: the counts add up to n
     for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
         counts[i] += 1
+    empty = [key for key, share, count in zip(DATALIST_KEYS, f, counts) if share > 0 and count == 0]
+    if empty:
+        warnings.warn(f"split fractions {[float(v) for v in f]} of {n} images leave {empty} empty "
+                      f"(counts {dict(zip(DATALIST_KEYS, counts.tolist()))}).", SplitWarning, stacklevel=4)
     return counts.tolist()
 
 
@@ -109,9 +132,11 @@ def split_records(
     every record lands in exactly one part, and each part is sorted by id.
     """
     ordered = sorted(records, key=lambda r: r.id)
-    ids = [r.id for r in ordered]
-    if len(set(ids)) != len(ids):
-        raise ValueError("records must have unique ids to be split reproducibly.")
+    duplicates = duplicate_ids(output_name(r.id) for r in ordered)
+    if duplicates:
+        shown = {name: [ordered[k].image for k in ks] for name, ks in duplicates.items()}
+        raise ValueError(f"records share ids {shown}: each needs its own to be split reproducibly and to name its "
+                         "outputs.")
     permuted = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
     parts, start = {}, 0
     for key, count in zip(DATALIST_KEYS, _counts(len(ordered), fractions)):
@@ -232,5 +257,5 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike, relative: bool = 
                 {**item, "image": Path(os.path.relpath(os.path.abspath(item["image"]), base)).as_posix()}
                 for item in datalist.get(key, [])
             ]
-    return atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    return dump_json(out, path, indent=1)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..readers import DataFileError
-from .builder import DATALIST_KEYS, DATASET_FORMATS, build_datalist, write_datalist
+from .builder import DATALIST_KEYS, DATASET_FORMATS, build_datalist, warn_if_rescaled, write_datalist
 
 __all__ = ["main"]
 
@@ -41,8 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     on stderr (no traceback) when the input cannot be used. An existing output is left as it was on error."""
     args = _parser().parse_args(argv)  # a bad option: argparse's usage line and exit status 2
     try:
+        _refuse_an_input_as_output(args.output, args.dataset_dir, [])
+        if args.split is not None:
+            warn_if_rescaled(args.split, "--split fractions")
         datalist = build_datalist(args.dataset_dir, args.fmt, args.ground_truth, args.split, args.seed,
                                   args.landmark_set, args.spacing)
+        _refuse_an_input_as_output(args.output, args.dataset_dir,
+                                   [item["image"] for key in DATALIST_KEYS for item in datalist.get(key, [])])
     except (DataFileError, OSError, ValueError, KeyError) as e:
         return _fail(_describe(e, args))
     try:
@@ -52,6 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = ", ".join(f"{k} {len(datalist[k])}" for k in DATALIST_KEYS)
     print(f"wrote {path}: {counts}")
     return 0
+
+
+def _refuse_an_input_as_output(output, dataset_dir, images: Sequence[str]) -> None:
+    """A :class:`DataFileError` naming ``output`` when writing it would replace an input: an existing file inside the
+    dataset folder (its annotation CSV or JSON, an image, a mapping CSV) or an image of the datalist."""
+    out = Path(output).resolve()
+    root = Path(dataset_dir).resolve()
+    if out.is_file() and (out == root or root in out.parents):
+        raise DataFileError(f"{output}: an existing file inside the dataset folder {dataset_dir}, maybe one of its "
+                            "inputs (annotations, images); it is not replaced: write the datalist outside the "
+                            "dataset folder (or delete that file first if it is an old datalist).")
+    if any(Path(image).resolve() == out for image in images):
+        raise DataFileError(f"{output}: an image of the dataset; it is not replaced: write the datalist elsewhere.")
 
 
 def _fail(message: str) -> int:

@@ -22,6 +22,7 @@ from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple
 
 from monai_ceph.data.landmark_sets import LandmarkSet
+from monai_ceph.data.readers import PLAUSIBLE_SPACING_MM
 from monai_ceph.deprecation import deprecated_alias
 from monai_ceph.transforms.landmarks.array import EnsureLandmarks, HeatmapToLandmarks, LandmarksToHeatmap
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
@@ -139,7 +140,7 @@ class EnsureLandmarksd(MapTransform):
                     "(or spacing_key=None)."
                 )
             try:
-                d[self.spacing_key] = as_spacing(d[self.spacing_key])
+                d[self.spacing_key] = as_spacing(d[self.spacing_key], plausible=PLAUSIBLE_SPACING_MM)
             except ValueError as e:
                 raise ValueError(f"{item}: {self.spacing_key!r}: {e}") from e
         record_source_affine(image)

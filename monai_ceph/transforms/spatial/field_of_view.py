@@ -67,7 +67,7 @@ CUT_OFF = ("flag", "nan")
 
 def physical_pixel_spacing(spatial_size: Sequence[int], field_mm: Sequence[float] | float) -> float:
     """The square pixel (mm/pixel) at which ``spatial_size`` pixels cover at least ``field_mm`` in every dim."""
-    field = check_spacing(field_mm, "field_mm", len(spatial_size))
+    field = check_spacing(field_mm, "field_mm", len(spatial_size), plausible=None)  # a length, not a spacing
     return float(max(f / s for f, s in zip(field, spatial_size)))
 
 
