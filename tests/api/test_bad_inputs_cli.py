@@ -98,3 +98,11 @@ def test_the_traceback_on_request(trained_bundle, image, tmp_path, capsys, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback (most recent call last):" in err
     assert err[-1] == f"error: {checkpoint}: an empty file (0 bytes), not a model checkpoint."
+
+
+@pytest.mark.parametrize("spacing", ["100", "0.0001"])
+def test_implausible_spacing(trained_bundle, image, capsys, spacing):
+    assert main(["detect", image, "--bundle", str(trained_bundle), "--spacing", spacing, "--device", "cpu"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("error: ") and f"pixel spacing [{float(spacing)}, {float(spacing)}] mm/pixel" in line
+    assert "outside the range of a radiograph [0.01, 5] mm/pixel" in line, line

@@ -589,4 +589,6 @@ def test_implausible_request_spacing_is_a_400(server, spacing):
     response = server.post("/infer/cephres", params={"image": "003", "output": "json"},
                            data={"params": json.dumps({"spacing": spacing})})  # fmt: skip
     assert response.status_code == 400, response.text
-    assert f"request 'spacing': pixel spacing {spacing}" in _one_line(response.json()["detail"])
+    detail = _one_line(response.json()["detail"])
+    assert detail.startswith(f"request 'spacing': pixel spacing [{float(spacing)}, {float(spacing)}] mm/pixel")
+    assert "is outside the range of a radiograph [0.01, 5] mm/pixel" in detail

@@ -315,6 +315,10 @@ def test_bad_input_spacing_and_size_end_in_one_line(trained, phantom_datalist, t
     status, err = _bundle_run("inferring", "inference", trained, "--input_dir", str(images), "--input_spacing", "-1",
                               "--output_dir", str(tmp_path / "out"))  # fmt: skip
     assert (status, err[-1]) == (1, f"error: {first}: pixel spacing -1 must be finite and > 0 mm/pixel."), err[-30:]
+    status, err = _bundle_run("inferring", "inference", trained, "--input_dir", str(images), "--input_spacing", "100",
+                              "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert status == 1 and err[-1].startswith(f"error: {first}: pixel spacing [100.0, 100.0] mm/pixel is outside the "
+                                              "range of a radiograph [0.01, 5] mm/pixel"), "\n".join(err[-30:])
     models = trained / "models"
     before = {p.name: p.read_bytes() for p in models.iterdir()}
     status, err = _bundle_run("inferring", "inference", trained, "--datalist_file", str(phantom_datalist),
