@@ -11,8 +11,8 @@ and 20 validation images of ISBI 2015's 150, Test1 and Test2 aside; averaged gro
    never used for training or selection;
 2. writes the released folder: the two networks' weights in half precision, ``model.json`` (with the ``"model"``
    record ``{"kind": "released", "name", "version"}``), ``local/``, the shape model and both calibrations;
-3. evaluates the released folder on Test1 and Test2 through the bundle (``evaluate.json`` +
-   ``two_stage_evaluate.json``, then with ``shape_refine.json``): coarse, two-stage and shape-refined points, the
+3. evaluates the released folder on Test1 and Test2 through the bundle (``evaluate.json``: both stages, without
+   and with shape refinement): coarse, two-stage and shape-refined points, the
    uncertainty figures, and how far the half-precision weights move the points from the full-precision ones
    (``--full-eval``: the workdir's own two-stage evaluation, e.g. ``eval`` of the isbi_cpu run);
 4. writes every figure to ``<workdir>/release_figures.json`` and prints one table (the model card's).
@@ -132,10 +132,9 @@ def main() -> None:
                      "local": trained.get("local"), "sections": {}}
     for section in SECTIONS:
         rows = {}
-        for refine in (False, True):
-            extra = ["shape_refine.json"] if refine else []
+        for refine in (False, True):  # evaluate.json runs both stages (a local model is there), refined or not
             out = work / "eval_release" / ("shape_refined" if refine else "two_stage")
-            run([*TWO_STAGE_EVALUATE, *extra], "evaluating", **{**released, "output_dir": str(out)},
+            run(["evaluate.json"], "evaluating", **{**released, "output_dir": str(out)}, shape_refine=refine,
                 eval_section=section)
             rows["coarse"] = json.loads((out / section / "coarse_radial_error_summary.json").read_text())
             rows["shape_refined" if refine else "two_stage"] = json.loads(

@@ -36,7 +36,6 @@ from monai_ceph import LandmarkDetector
 from monai_ceph.analysis import classify, measure
 from monai_ceph.cli import main as monai_ceph_cli
 from monai_ceph.data import build_datalist, isbi_dir, write_datalist
-from monai_ceph.data.locations import pretrained_dir
 
 
 def mre(results, items: list[dict]) -> float:
@@ -117,10 +116,7 @@ def finetune(clinic: list[dict], heldout: list[dict], args: argparse.Namespace) 
         wf.initialize()
         wf.run()
         wf.finalize()
-    # the shape model and the calibration stay the released model's (the anatomy and the uncertainty scale)
-    released = pretrained_dir()
-    for name in ("shape_model.json", "uncertainty_calibration.json", "local/two_stage_uncertainty_calibration.json"):
-        shutil.copy2(released / name, bundle / "models" / name)
+    # the fine-tuned models keep the released model's shape model and calibrations (the bundle copies them)
     minutes = (time.perf_counter() - start) / 60
     paths = [d["image"] for d in heldout]
     before = mre(LandmarkDetector.from_pretrained(device=args.device)(paths, spacing=0.1), heldout)

@@ -9,4 +9,4 @@ from .uncertainty import UncertaintyCalibrationSaver, UncertaintyRecords, uncert
 from .batch_summary import FAILED_FILENAME, BatchSummary
 from .output_lock import LOCK_FILENAME, OutputFolderBusyError, hold_output_folder
 from .provenance import PHANTOM_WARNING, model_description, model_provenance, result_warnings
-from .finetune import finetune_checkpoint, finetune_dir, finetune_spatial_size
+from .finetune import adopt_side_files, finetune_checkpoint, finetune_dir, finetune_spatial_size

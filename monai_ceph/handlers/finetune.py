@@ -3,18 +3,24 @@
 ``train.json``'s ``finetune_from`` names the source; :func:`finetune_dir` resolves it, :func:`finetune_spatial_size`
 gives the input size the source was trained at (the run's default), and the bundle's ``CheckpointLoader`` loads
 ``<source>/<variant>/model.pt`` into the network when training starts afresh (a resumed run continues from its own
-checkpoint instead).
+checkpoint instead). :func:`adopt_side_files` gives the fine-tuned models the source's shape model and uncertainty
+calibrations while they have none of their own, so the fine-tuned bundle runs the same pipeline (re-run the bundle's
+``calibrating`` with a validation set of the new site to fit its own).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from monai_ceph.data.locations import DEFAULT_PRETRAINED, pretrained_dir
 
-__all__ = ["finetune_dir", "finetune_checkpoint", "finetune_spatial_size"]
+__all__ = ["finetune_dir", "finetune_checkpoint", "finetune_spatial_size", "adopt_side_files", "SIDE_FILES"]
+
+SIDE_FILES = ("shape_model.json", "uncertainty_calibration.json", "two_stage_uncertainty_calibration.json")
+"""What a models folder holds besides the networks: the shape model and the uncertainty calibrations."""
 
 
 def finetune_dir(source: str | os.PathLike | None) -> str | None:
@@ -50,3 +56,17 @@ def finetune_spatial_size(folder: str | None) -> list[int] | None:
     if settings is None or not settings.is_file():
         return None
     return [int(s) for s in json.loads(settings.read_text())["spatial_size"]]
+
+
+def adopt_side_files(folder: str | None, ckpt_dir: str | os.PathLike, variant: str = "") -> list[str]:
+    """Copy the :data:`SIDE_FILES` of ``<folder>/<variant>`` that ``ckpt_dir`` lacks into it; returns the copies."""
+    if folder is None:
+        return []
+    copied = []
+    for name in SIDE_FILES:
+        source, target = Path(folder, variant, name), Path(ckpt_dir, name)
+        if source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            copied.append(str(target))
+    return copied

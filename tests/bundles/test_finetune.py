@@ -58,6 +58,10 @@ def test_finetune_from_the_released_model(bundles_dir, isbi_datalist, tmp_path, 
     tuned = torch.load(tmp_path / "models" / variant / "model.pt", weights_only=True)
     assert _distance(tuned, start) < 0.01  # from the released weights, not from a random init
     assert _distance(wf.parser.get_parsed_content("network").state_dict(), start) < 0.01
+    # the released model's shape model and calibration come along (its own would replace them)
+    side = ["two_stage_uncertainty_calibration.json"] if variant else ["shape_model.json", "uncertainty_calibration.json"]
+    for name in side:
+        assert (tmp_path / "models" / variant / name).read_bytes() == (released / variant / name).read_bytes()
 
 
 def test_finetune_source_without_a_model(bundles_dir, isbi_datalist, tmp_path):
