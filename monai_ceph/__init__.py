@@ -12,3 +12,14 @@ def __getattr__(name: str):
 
         return getattr(detector if name == "LandmarkDetector" else result, name)
     raise AttributeError(f"module 'monai_ceph' has no attribute {name!r}")
+
+
+def _install_bundle_excepthook() -> None:
+    """Under ``python -m monai.bundle``, an input error ends the run in one line (see :mod:`monai_ceph.errors`)."""
+    from monai_ceph import errors
+
+    if errors.running_bundle_script():
+        errors.install_excepthook()
+
+
+_install_bundle_excepthook()

@@ -1,7 +1,8 @@
 """The ``monai-ceph`` command line: ``detect``, ``analyse``, ``datalist`` and ``bundle``.
 
 Every command prints what it did and where it wrote; a fault of the input ends it with one line
-``error: <file or option>: <fault>`` on stderr and exit status 2.
+``error: <file or option>: <fault>`` on stderr and exit status 2 (``MONAI_CEPH_TRACEBACK=1`` prints the traceback
+before it; see :mod:`monai_ceph.errors`).
 """
 
 from __future__ import annotations
@@ -84,9 +85,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"detect": _detect, "analyse": _analyse, "bundle": _bundle}[args.command]
     try:
         return command(args)
-    except (OSError, ValueError, KeyError) as e:
-        message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {message}", file=sys.stderr)
+    except Exception as e:
+        from monai_ceph.errors import error_line, input_error, show_traceback
+
+        if isinstance(e, KeyError) and e.args:
+            found = ValueError(e.args[0])  # str(KeyError) quotes the message
+        elif isinstance(e, (OSError, ValueError)):
+            found = e
+        else:  # e.g. MONAI's RuntimeError around a checkpoint or config error: its input error, if any
+            found = input_error(e)
+        if found is None:
+            raise
+        if show_traceback():  # MONAI_CEPH_TRACEBACK=1
+            import traceback
+
+            traceback.print_exc()
+        print(error_line(found), file=sys.stderr)
         return 2
 
 
@@ -112,6 +126,23 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _check_device(device: str | None) -> None:
+    """A ``ValueError`` naming ``--device`` unless it is a device this machine has."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"--device {device}: not a torch device ({e}); use e.g. cpu or cuda:0.") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA GPU"
+            raise ValueError(f"--device {device}: this machine has {found}; use --device cpu.")
+
+
 def _detect(args: argparse.Namespace) -> int:
     from monai_ceph.apps import LandmarkDetector
     from monai_ceph.data import SpacingError
@@ -119,6 +150,7 @@ def _detect(args: argparse.Namespace) -> int:
     from monai_ceph.handlers.provenance import model_description
 
     files = _image_files(args.images)
+    _check_device(args.device)
     spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
     if args.bundle is not None and args.pretrained is not None:
         raise ValueError("--bundle and --pretrained: pass one of them (a trained bundle, or a released model).")

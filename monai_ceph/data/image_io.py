@@ -45,8 +45,30 @@ def header_size(filename: str | os.PathLike) -> tuple[int, int] | None:
     try:
         with Image.open(filename) as image:  # reads the header only
             return tuple(image.size)
+    except Image.DecompressionBombError:  # PIL refuses to open it (> 2 x Image.MAX_IMAGE_PIXELS): its size still
+        return _plugin_size(filename)
     except Exception:  # noqa: BLE001 - not a PIL format, or broken: its reader names the fault
         return None
+
+
+def _plugin_size(filename: str | os.PathLike) -> tuple[int, int] | None:
+    """The size PIL's format plugins read from the header, without ``Image.open``'s decompression-bomb check (which
+    raises before the size can be read): what ``Image.open`` does, minus that check."""
+    from PIL import Image
+
+    Image.init()
+    with open(filename, "rb") as fp:
+        prefix = fp.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                return tuple(factory(fp, os.fspath(filename)).size)
+            except Exception:  # noqa: BLE001 - not this format: try the next, as Image.open does
+                continue
+    return None
 
 
 def _default_readers() -> list[ImageReader]:

@@ -6,7 +6,9 @@ The server runs ``python -m monailabel.main start_server`` on 127.0.0.1 (a free 
 copied into a temporary app folder (MONAI Label writes ``logs/``, ``model/``... into the app folder), a temporary
 studies folder holding three ISBI images, a copy of ``bundles/cephres`` (training writes ``models/model.pt`` into
 the bundle) and its own system temporary folder (``TMPDIR``, where MONAI Label saves uploads), at a model input
-of 64x80 so that inference and a training epoch take seconds on a CPU.
+of 64x80 so that inference and a training epoch take seconds on a CPU. With ``token``, the server is started with
+``MONAI_CEPH_TOKEN`` and the helpers send ``Authorization: Bearer <token>`` unless told otherwise (``token=None``
+or another value in the call).
 """
 
 from __future__ import annotations
@@ -46,29 +48,30 @@ def _free_port() -> int:
 class Server:
     """The running server's address and folders, with small HTTP helpers."""
 
-    def __init__(self, url: str, studies: Path, bundle: Path, log: Path, tmp: Path):
+    def __init__(self, url: str, studies: Path, bundle: Path, log: Path, tmp: Path, token: str | None = None):
         self.url, self.studies, self.bundle, self.log, self.tmp = url, studies, bundle, log, tmp
+        self.token = token
         self.tmp_at_start: set[str] = set()
 
-    def get(self, path: str, **kwargs):
+    def _send(self, method: str, path: str, token="server", **kwargs):
         import requests
 
-        return requests.get(self.url + path, timeout=120, **kwargs)
+        token = self.token if token == "server" else token
+        if token is not None:
+            kwargs["headers"] = {"Authorization": f"Bearer {token}", **kwargs.get("headers", {})}
+        return requests.request(method, self.url + path, timeout=120, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self._send("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs):
-        import requests
-
-        return requests.post(self.url + path, timeout=120, **kwargs)
+        return self._send("POST", path, **kwargs)
 
     def put(self, path: str, **kwargs):
-        import requests
-
-        return requests.put(self.url + path, timeout=120, **kwargs)
+        return self._send("PUT", path, **kwargs)
 
     def delete(self, path: str, **kwargs):
-        import requests
-
-        return requests.delete(self.url + path, timeout=120, **kwargs)
+        return self._send("DELETE", path, **kwargs)
 
     def put_label(self, image_id: str, label, tag: str = "final", name: str | None = None):
         """``PUT /datastore/label``; ``label`` is a dict (sent as JSON) or the raw bytes of the file ``name``."""
@@ -104,9 +107,10 @@ class Server:
         return self.log.read_text(errors="replace")[-n:] if self.log.is_file() else ""
 
 
-def start_server(root: Path, isbi_dir: Path, image_ids=IMAGE_IDS, conf: dict | None = None):
+def start_server(root: Path, isbi_dir: Path, image_ids=IMAGE_IDS, conf: dict | None = None, token: str | None = None):
     """Start the server under ``root`` with the ISBI images ``image_ids``; yields the :class:`Server` and stops it
-    afterwards. ``conf`` replaces the default ``--conf`` pairs besides the bundle (the small untrained model)."""
+    afterwards. ``conf`` replaces the default ``--conf`` pairs besides the bundle (the small untrained model); with
+    ``token``, write requests need it."""
     requests = pytest.importorskip("requests", reason="requests (a MONAI Label dependency) is not installed")
     studies, app, tmp = root / "studies", root / "app", root / "tmp"
     for folder in (studies, app, tmp):
@@ -118,13 +122,17 @@ def start_server(root: Path, isbi_dir: Path, image_ids=IMAGE_IDS, conf: dict | N
     port = _free_port()
     log = root / "server.log"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), TMPDIR=str(tmp))
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])  # this checkout's
+    env.pop("MONAI_CEPH_TOKEN", None)
+    if token is not None:
+        env["MONAI_CEPH_TOKEN"] = token
     conf = {"spatial_size": SMALL, "spacing": "0.1", "pretrained": "none"} if conf is None else conf
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
            "--conf", "bundle", str(bundle), *(x for k, v in conf.items() for x in ("--conf", k, v)),
            "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "w") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", studies, bundle, log, tmp)
+    srv = Server(f"http://127.0.0.1:{port}", studies, bundle, log, tmp, token)
     try:
         deadline = time.time() + 150
         while True:

@@ -2,6 +2,7 @@
 file and the fault, and that nothing already written was lost."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,3 +211,145 @@ def test_files_whose_header_is_bad_or_too_large_are_skipped(trained, bundles_dir
                                "accepted (max_pixels); refused before decoding, resize it before use.")  # fmt: skip
     assert sorted(p.stem for p in (results / "landmarks").glob("*.json")) == ["good", png.stem]
     np.testing.assert_allclose(json.loads((results / "landmarks" / "good.json").read_text())["spacing"], [0.2, 0.2])
+
+
+# ------------------------------------------- issue 24: `python -m monai.bundle run` ends an input error in one line
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bundle_run(run_id, overlay, trained, *args, env=None):
+    """``python -m monai.bundle run <run_id>`` of the repository's configs on the trained bundle root, in a
+    subprocess; returns ``(exit status, stderr lines)``."""
+    import os
+    import subprocess
+    import sys
+
+    configs = REPO / "bundles" / "cephres" / "configs"
+    files = f"['{configs / 'train.json'}','{configs / f'{overlay}.json'}']"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files, "--bundle_root", str(trained),
+           "--spatial_size", "[64,64]", "--num_workers", "0", "--save_overlays", "False", *args]  # fmt: skip
+    full_env = {k: v for k, v in os.environ.items() if k != "MONAI_CEPH_TRACEBACK"}
+    full_env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                    OMP_NUM_THREADS="1", **(env or {}))  # this checkout's package  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+def _datalist_with(phantom_datalist, name, change):
+    datalist = json.loads(phantom_datalist.read_text())
+    change(datalist["test"])
+    path = phantom_datalist.parent / f"bad_{name}.json"  # next to the images (relative paths)
+    path.write_text(json.dumps(datalist))
+    return path
+
+
+def _set(index, key, value):
+    def change(section):
+        if key == "landmarks" and callable(value):
+            section[index][key] = value(section[index][key])
+        else:
+            section[index][key] = value
+
+    return change
+
+
+DATALIST_CASES = {
+    "missing-image": (_set(0, "image", "images/nothere.png"), "image '{images}/nothere.png'): image file not found."),
+    "18-landmarks": (_set(0, "landmarks", lambda p: p[:18]), "18 landmarks, expected 19 (x, y) landmarks"),
+    "20-landmarks": (_set(0, "landmarks", lambda p: p + [[1.0, 2.0]]), "20 landmarks, expected 19 (x, y) landmarks"),
+    "strings": (_set(0, "landmarks", lambda p: [p[0], ["x", "y"], *p[2:]]), "landmarks[1] x: coordinate 'x' is not a "
+                "number."),  # fmt: skip
+    "empty-section": (lambda section: section.clear(), "datalist section 'test' is empty, and this run needs its"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATALIST_CASES))
+def test_bad_datalist_entry_ends_in_one_line(trained, phantom_datalist, tmp_path, case):
+    change, fault = DATALIST_CASES[case]
+    bad = _datalist_with(phantom_datalist, case, change)
+    status, err = _bundle_run("evaluating", "evaluate", trained, "--datalist_file", str(bad),
+                              "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert status == 1, "\n".join(err[-30:])
+    assert err[-1].startswith(f"error: {bad}"), "\n".join(err[-30:])
+    assert fault.format(images=phantom_datalist.parent / "images") in err[-1]
+    assert not any(line.startswith("Traceback") for line in err) and "Failed to evaluate" not in "\n".join(err)
+
+
+def _checkpoint(path, kind):
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "29-landmarks":
+        from monai_ceph.networks.nets import CephResMHNet
+
+        torch.save(CephResMHNet(spatial_dims=2, in_channels=1, out_channels=29).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, fault",
+    [
+        ("missing", "no such checkpoint file; train the bundle first or give the path of a trained model.pt"),
+        ("empty", "an empty file (0 bytes), not a model checkpoint."),
+        ("foreign", "not a checkpoint of this CephResMHNet: 273 of its 273 weights missing"),
+        ("29-landmarks", "weight(s) of another shape, e.g. 'heads."),
+    ],
+)
+def test_bad_checkpoint_ends_in_one_line(trained, phantom_datalist, tmp_path, kind, fault):
+    checkpoint = tmp_path / "model.pt"
+    if kind != "missing":
+        _checkpoint(checkpoint, kind)
+    before = checkpoint.read_bytes() if checkpoint.exists() else None
+    status, err = _bundle_run("inferring", "inference", trained, "--ckpt_path", str(checkpoint), "--datalist_file",
+                              str(phantom_datalist), "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert status == 1 and err[-1].startswith(f"error: {checkpoint}: ") and fault in err[-1], "\n".join(err[-30:])
+    assert not any(line.startswith("Traceback") for line in err)
+    assert (checkpoint.read_bytes() if checkpoint.exists() else None) == before
+
+
+def test_bad_input_spacing_and_size_end_in_one_line(trained, phantom_datalist, tmp_path):
+    images = phantom_datalist.parent / "images"
+    first = sorted(images.glob("*.png"))[0]
+    status, err = _bundle_run("inferring", "inference", trained, "--input_dir", str(images), "--input_spacing", "-1",
+                              "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert (status, err[-1]) == (1, f"error: {first}: pixel spacing -1 must be finite and > 0 mm/pixel."), err[-30:]
+    status, err = _bundle_run("inferring", "inference", trained, "--input_dir", str(images), "--input_spacing", "100",
+                              "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert status == 1 and err[-1].startswith(f"error: {first}: pixel spacing [100.0, 100.0] mm/pixel is outside the "
+                                              "range of a radiograph [0.01, 5] mm/pixel"), "\n".join(err[-30:])
+    models = trained / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    status, err = _bundle_run("inferring", "inference", trained, "--datalist_file", str(phantom_datalist),
+                              "--spatial_size", "[32,48]", "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert status == 1 and err[-1].startswith(
+        f"error: {models / 'model.json'}: the model was trained with spatial_size [64, 64] (this run: [32, 48])"
+    ), "\n".join(err[-30:])
+    assert not any(line.startswith("Traceback") for line in err)
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+
+
+def test_the_traceback_on_request(trained, phantom_datalist, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "model.pt", "empty")
+    status, err = _bundle_run("inferring", "inference", trained, "--ckpt_path", str(checkpoint),
+                              "--datalist_file", str(phantom_datalist), "--output_dir", str(tmp_path / "out"),
+                              env={"MONAI_CEPH_TRACEBACK": "1"})  # fmt: skip
+    assert status == 1 and "Traceback (most recent call last):" in err
+    assert "RuntimeError: Failed to evaluate ConfigExpression: " in err  # MONAI's wrapper, in full
+    assert err[-1] == f"error: {checkpoint}: an empty file (0 bytes), not a model checkpoint."
+
+
+def test_a_point_outside_its_image_skips_the_entry_in_one_line(trained, phantom_datalist, tmp_path):
+    """Evaluation keeps going past an entry whose landmark lies outside its image (the batch's own rule): the last
+    stderr line is the batch's one line, and failed.json names the entry, the landmark and the image size."""
+    bad = _datalist_with(phantom_datalist, "outside", _set(0, "landmarks", lambda p: [*p[:3], [500.0, 20.0], *p[4:]]))
+    out = tmp_path / "out"
+    status, err = _bundle_run("evaluating", "evaluate", trained, "--datalist_file", str(bad), "--output_dir", str(out))
+    results = out / "test"
+    assert (status, err[-1]) == (1, f"error: evaluation: 1 done, 1 failed; outputs in {results}; failures listed in "
+                                    f"{results / 'failed.json'}"), "\n".join(err[-30:])  # fmt: skip
+    (failed,) = json.loads((results / "failed.json").read_text())
+    assert failed["id"] == json.loads(bad.read_text())["test"][0]["id"]
+    assert "landmark 3 at [500.0, 20.0] lies outside the image of spatial size (64, 80)" in failed["error"]
+    assert not any(line.startswith("Traceback") for line in err)

@@ -8,8 +8,12 @@ DataLoader worker process 0. Original Traceback ...``): the message a user can a
 from __future__ import annotations
 
 from monai_ceph.data import DataFileError
+from monai_ceph.errors import InputError
 
-__all__ = ["RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "one_line"]
+__all__ = [
+    "RequestError", "SetupError", "TrainingRoundError", "exception_chain", "input_error", "setup_error", "http_status",
+    "one_line",
+]
 
 
 class RequestError(ValueError):
@@ -43,6 +47,21 @@ def input_error(error: BaseException) -> BaseException | None:
     :class:`RequestError`), or ``None`` when the failure is not the client's."""
     found = [e for e in exception_chain(error) if isinstance(e, (DataFileError, RequestError))]
     return found[-1] if found else None
+
+
+def setup_error(error: BaseException) -> BaseException | None:
+    """The innermost :class:`SetupError` or :class:`monai_ceph.errors.InputError` of the chain (in the server, an
+    input error that is not the client's names a file the server was set up with: a checkpoint of another network),
+    or ``None``."""
+    found = [e for e in exception_chain(error) if isinstance(e, (SetupError, InputError))]
+    return found[-1] if found else None
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status of a client's input error: 413 for an image too large to decode, else 400."""
+    from monai_ceph.apps.monailabel.images import ImageTooLargeError
+
+    return 413 if isinstance(error, ImageTooLargeError) else 400
 
 
 def one_line(error: BaseException, limit: int = 400) -> str:

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from monai_ceph.data import DICOM_SUFFIXES, IMAGE_SUFFIXES, DataFileError, LandmarkFileError, LandmarkSet, is_dicom
+from monai_ceph.data.image_io import MAX_IMAGE_PIXELS, header_size
 
 __all__ = [
     "UPLOAD_MAX_AGE_S",
     "DICOM_SUFFIXES",
     "NotAnImageError",
+    "ImageTooLargeError",
     "is_upload",
     "remove_upload",
     "image_size",
@@ -40,6 +42,11 @@ _UPLOAD_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.[A-Za-z0-9]+)*$")
 
 class NotAnImageError(DataFileError):
     """A file given as an image has no image suffix, or does not decode as one."""
+
+
+class ImageTooLargeError(DataFileError):
+    """An image whose header gives more pixels than :data:`~monai_ceph.data.image_io.MAX_IMAGE_PIXELS`: refused
+    before any pixel is decoded (HTTP 413)."""
 
 
 def is_upload(path: str) -> bool:
@@ -105,7 +112,12 @@ def _raster_size(path: str, where: str, pixels: bool) -> tuple[int, int]:
     except UnidentifiedImageError:
         kind = _suffix(path)[1:].upper()
         raise NotAnImageError(f"{where}: not an image (the content is not a {kind} image).") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:  # larger than PIL opens: refused by image_size from the header's size
+        size = header_size(path)
+        if size is None:
+            raise NotAnImageError(f"{where}: not an image (a header PIL refuses as a decompression bomb).") from None
+        return size
+    except (OSError, ValueError, SyntaxError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NotAnImageError(f"{where}: not an image ({reason}).") from None
 
@@ -120,13 +132,21 @@ def image_size(path: str, where: str | None = None, decode: bool = False) -> tup
 
     Raises:
         NotAnImageError: the suffix is not an image suffix, or the file does not read as that kind of image.
+        ImageTooLargeError: the header gives more than ``MAX_IMAGE_PIXELS`` pixels (checked before decoding).
     """
     where = where or str(path)
     _check_suffix(path, where)
     reader = _dicom_size if is_dicom(path) else _raster_size
-    size = reader(path, where, decode)
+    size = reader(path, where, False)
     if min(size) < 1:
         raise NotAnImageError(f"{where}: not an image (size {size[0]} x {size[1]}).")
+    if math.prod(size) > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(
+            f"{where}: image of {size[0]} x {size[1]} pixels, more than the {MAX_IMAGE_PIXELS} pixels accepted; "
+            "refused before decoding, resize it before use."
+        )
+    if decode:
+        reader(path, where, True)
     return size
 
 

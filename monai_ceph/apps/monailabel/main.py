@@ -21,10 +21,11 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
+from monai_ceph.apps.monailabel.auth import configured_token, install_token_guard
 from monai_ceph.apps.monailabel.client import mount_client
 from monai_ceph.apps.monailabel.config import CephAppConfig
 from monai_ceph.apps.monailabel.datastore import LandmarkDatastore
-from monai_ceph.apps.monailabel.errors import SetupError, input_error
+from monai_ceph.apps.monailabel.errors import SetupError, http_status, input_error, setup_error
 from monai_ceph.apps.monailabel.images import check_image_file, is_upload, remove_upload
 from monai_ceph.apps.monailabel.infer import CephLandmarkInfer
 from monai_ceph.apps.monailabel.params import check_infer_params
@@ -38,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 @contextmanager
 def _client_errors():
-    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 400 with its message; a
-    :class:`~.errors.SetupError` (a bundle file the server cannot use) HTTP 500 with its message."""
+    """A failure caused by the client's input (:func:`~.errors.input_error`) becomes HTTP 4xx with its message; a
+    :class:`~.errors.SetupError` or another input error (:func:`~.errors.setup_error`: a bundle file the server
+    cannot use) HTTP 500 with its message."""
     try:
         yield
     except HTTPException:
@@ -49,8 +51,11 @@ def _client_errors():
     except Exception as e:
         error = input_error(e)
         if error is None:
+            setup = setup_error(e)  # e.g. the bundle's model.pt is of another network: 500 naming it
+            if setup is not None:
+                raise HTTPException(status_code=500, detail=str(setup)) from None
             raise
-        raise HTTPException(status_code=400, detail=str(error)) from None
+        raise HTTPException(status_code=http_status(error), detail=str(error)) from None
 
 
 def _check_model(model, tasks: dict) -> None:
@@ -79,6 +84,7 @@ class CephalometricApp(MONAILabelApp):
 
     def __init__(self, app_dir: str, studies: str, conf: dict) -> None:
         self.app_config = CephAppConfig.from_conf(conf)
+        self.token = configured_token(conf)
         self.landmark_set = self.app_config.landmark_set()
         if self.app_config.spacing_source == "default":
             logger.warning(f"no --conf spacing: JPEG/PNG/BMP images are taken as {self.app_config.spacing} "
@@ -155,7 +161,7 @@ class CephalometricApp(MONAILabelApp):
         try:
             check_image_file(path, where)
         except DataFileError as e:
-            raise HTTPException(status_code=400, detail=str(e)) from None
+            raise HTTPException(status_code=http_status(e), detail=str(e)) from None
         return path
 
     def infer(self, request: dict, datastore=None) -> dict:
@@ -179,6 +185,11 @@ class CephalometricApp(MONAILabelApp):
         self.serving = mode
         if mode:
             check_infer_params()  # a params field that is not a JSON object: 400, not MONAI Label's 500
+            if install_token_guard(self.token):  # write requests need "Authorization: Bearer <token>" (auth.py)
+                logger.info("write requests need the token (--conf token / MONAI_CEPH_TOKEN).")
+            else:
+                logger.warning("no token (--conf token / MONAI_CEPH_TOKEN): anyone who reaches this server can "
+                               "change its datastore and train; bind it to 127.0.0.1.")
 
     def train(self, request: dict) -> dict:
         """MONAI Label's training. In the server (``POST /train/<model>?run_sync=true``) a mistake in the request or

@@ -16,11 +16,17 @@
     $("message").className = isError ? "error" : "";
   }
 
-  async function request(method, path, body) {
-    const options = { method };
+  async function request(method, path, body, retried) {
+    const options = { method, headers: {} };
     if (body instanceof FormData) options.body = body;
-    else if (body !== undefined) { options.body = JSON.stringify(body); options.headers = { "Content-Type": "application/json" }; }
+    else if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
+    const token = sessionStorage.getItem("monai_ceph_token");  // a server started with a token (see ../README.md)
+    if (token) options.headers["Authorization"] = "Bearer " + token;
     const response = await fetch(API + path, options);
+    if ((response.status === 401 || response.status === 403) && !retried) {
+      const given = window.prompt("This server needs a token for changes:");
+      if (given) { sessionStorage.setItem("monai_ceph_token", given); return request(method, path, body, true); }
+    }
     let data = null;
     const text = await response.text();
     try { data = JSON.parse(text); } catch (e) { data = text; }
