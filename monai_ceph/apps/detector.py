@@ -242,6 +242,18 @@ class LandmarkDetector:
         """The config's preprocessing without its ``LoadImaged`` (in-memory images are already loaded)."""
         return Compose([t for t in self.preprocessing.transforms if not isinstance(t, LoadImaged)])
 
+    def outputs(self, inputs: Any, spacing: Sequence[float] | float | None = None) -> list[dict]:
+        """The bundle's post-processed output items of ``inputs`` (a file, an array or a list of them), as its
+        writers see them (``pred_landmarks``, ``cov_mm``, ``measurements``, ...); :meth:`__call__` wraps them in
+        :class:`LandmarkResult` s."""
+        return self._run(self._items(list(inputs) if isinstance(inputs, (list, tuple)) else [inputs], spacing))
+
+    def warnings(self, out: dict) -> list[str]:
+        """The warnings of one output item (:func:`~monai_ceph.handlers.provenance.result_warnings`)."""
+        unrefined = out.get("unrefined_pred_landmarks")
+        points = None if unrefined is None else np.asarray(torch.as_tensor(unrefined).detach().cpu(), dtype=float)
+        return result_warnings(self.model, out.get("shape_plausibility"), points)
+
     def __call__(self, inputs: Any, spacing: Sequence[float] | float | None = None) -> Any:
         """Detect the landmarks of one image (file or array) or a list of them.
 
@@ -276,7 +288,7 @@ class LandmarkDetector:
             image=np.asarray(image[0]) if in_memory and image.shape[0] == 1 else None,
             model=dict(self.model),
             pipeline=self.pipeline,
-            warnings=result_warnings(self.model, out.get("shape_plausibility"), array("unrefined_pred_landmarks")),
+            warnings=self.warnings(out),
         )
 
 

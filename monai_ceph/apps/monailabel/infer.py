@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 # where the bundle's post-processing leaves the uncertainty (LandmarkUncertaintyd's defaults)
 SIGMA_KEY, COV_KEY, CALIBRATED_KEY = "sigma_mm", "cov_mm", "uncertainty_calibrated"
 SHAPE_MODEL_FILE, CALIBRATION_FILE = "shape_model.json", "uncertainty_calibration.json"
+# a models folder's files: the pipeline is rebuilt when one of them changes
+MODEL_FILES = ("model.pt", "model.json", "local/model.pt", "local/model.json", SHAPE_MODEL_FILE, CALIBRATION_FILE,
+               "local/two_stage_uncertainty_calibration.json")
 CACHE_SIZE = 8
 
 
@@ -182,6 +185,8 @@ class CephLandmarkInfer(BasicInferTask):
         ))
         self.shape_model = FileWatch(self.shape_model_file, self._setup(self._load_shape_model))
         self.cache = LRUCache(cache_size)
+        self.app_config = config
+        self._pipeline: tuple[tuple, Any] | None = None  # (the model files' stamps, the LandmarkDetector over them)
         self.groups = {a: g for g, members in self.landmark_set.groups.items() for a in members}
         # the bundle's own checkpoint once there is one (a training round writes it), else the released model's
         own = str(config.own_models_dir / "model.pt")
@@ -275,6 +280,8 @@ class CephLandmarkInfer(BasicInferTask):
         spacing = [float(s) for s in data["source_spacing"]]
         result = self._landmarks(landmarks, confidence, cov, spacing)
         shape = getattr(data.get("image"), "meta", {}).get("spatial_shape")
+        if shape is None and isinstance(data.get("image"), str):  # the bundle's pipeline read the file itself
+            shape = image_size(data["image"])
         checkpoint = self.get_path()
         model = model_provenance(None if checkpoint is None else os.path.join(os.path.dirname(checkpoint), "model.json"))
         result.update(
@@ -311,13 +318,55 @@ class CephLandmarkInfer(BasicInferTask):
         spacing = json.dumps(request.get("spacing"), sort_keys=True, default=str)
         return file_stamp(request.get("image")), spacing, file_stamp(self.get_path()), file_stamp(self.calibration_file)
 
+    def pipeline(self):
+        """The bundle's own inference pipeline (:class:`~monai_ceph.apps.LandmarkDetector` over the models folder of
+        the checkpoint in use: the best pipeline it holds), rebuilt when one of its files changes; ``None`` while
+        there is no checkpoint (random weights: the single-stage network pass of this task)."""
+        checkpoint = self.get_path()
+        if checkpoint is None:
+            return None
+        models = os.path.dirname(checkpoint)
+        stamps = tuple(file_stamp(os.path.join(models, name)) for name in MODEL_FILES)
+        if self._pipeline is None or self._pipeline[0] != stamps:
+            from monai_ceph.apps.detector import LandmarkDetector
+
+            detector = self._setup(lambda path: LandmarkDetector.from_bundle(
+                self.app_config.bundle, models_dir=path, device=self.app_config.device))(models)
+            self._pipeline = (stamps, detector)
+        return self._pipeline[1]
+
+    def _infer(self, request, callbacks=None) -> tuple[str | None, dict, Evidence | None]:
+        """The network pass: the bundle's pipeline, or this task's own with random weights while untrained; with the
+        evidence a re-fit starts from (the network's points and covariances, before any shape refinement)."""
+        detector = self.pipeline()
+        if detector is None:
+            label, result = super().__call__(request, callbacks)
+            plain = result.get("landmark_set") == self.landmark_set.name  # not a skip_writer request
+            return label, result, Evidence.from_result(result) if plain else None
+        begin = time.perf_counter()
+        data = self.preprocessing[0](dict(request))  # SpacingFromSource
+        out = detector.outputs(data["image"], spacing=data["spacing"])[0]
+        data.update({k: v for k, v in out.items() if k not in ("image", "spacing")})
+        if str(request.get("skip_writer", "")).lower() in ("1", "true", "yes"):
+            return None, data, None
+        result = self.result(data)
+        result.update({"pipeline": detector.pipeline, "warnings": detector.warnings(out)})
+        result["label_names"] = self.labels
+        result["latencies"] = {"total": round(time.perf_counter() - begin, 2)}
+        evidence = Evidence.from_result(result)
+        if "unrefined_pred_landmarks" in out:  # shape-refined: the re-fit conditions the network's own points
+            evidence = Evidence(convert_to_numpy(out["unrefined_pred_landmarks"], dtype=np.float64).reshape(-1, 2),
+                                convert_to_numpy(out["unrefined_cov_mm"], dtype=np.float64).reshape(-1, 2, 2),
+                                evidence.confidence, evidence.spacing, evidence.result)
+        return (self._label_file(result) if data.get("save_label") else None), result, evidence
+
     def __call__(self, request, callbacks=None):
         edit = parse_edit(request, self.landmark_set)
         if edit is not None:
             return self.refit(request, edit)
-        label, result = super().__call__(request, callbacks)
-        if result.get("landmark_set") == self.landmark_set.name:  # not a skip_writer request
-            self.cache.put(self._cache_key(request), Evidence.from_result(result))
+        label, result, evidence = self._infer(request, callbacks)
+        if evidence is not None:
+            self.cache.put(self._cache_key(request), evidence)
         return label, result
 
     def evidence(self, request: Mapping) -> tuple[Evidence, bool]:
@@ -327,8 +376,7 @@ class CephLandmarkInfer(BasicInferTask):
         if evidence is not None:
             return evidence, True
         plain = {k: v for k, v in request.items() if k not in ("fixed", "missing", "save_label")}
-        _, result = super().__call__(plain)
-        evidence = Evidence.from_result(result)
+        _, _, evidence = self._infer(plain)
         self.cache.put(key, evidence)
         return evidence, False
 
