@@ -35,6 +35,7 @@ from monai_ceph.data.locations import DEFAULT_PRETRAINED, default_bundle_dir, pr
 from monai_ceph.data.readers import check_spacing
 from monai_ceph.handlers.provenance import model_provenance, result_warnings
 from monai_ceph.handlers.utils import decollated_items, engine_output
+from monai_ceph.inferers.orientation import orientation_warning
 
 from .result import LandmarkResult
 
@@ -279,7 +280,9 @@ class LandmarkDetector:
             image=np.asarray(image[0]) if in_memory and image.shape[0] == 1 else None,
             model=dict(self.model),
             pipeline=self.pipeline,
-            warnings=result_warnings(self.model, out.get("shape_plausibility"), array("unrefined_pred_landmarks")),
+            warnings=result_warnings(self.model, out.get("shape_plausibility"), array("unrefined_pred_landmarks"))
+            + [w for w in [orientation_warning(out.get("orientation"))] if w],
+            orientation=out.get("orientation"),
         )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "OrientationInferer",
     "UnexpectedOrientationError",
     "from_upright",
+    "orientation_warning",
     "upright",
     "upright_matrix",
 ]
@@ -85,6 +86,18 @@ def upright_matrix(name: str, spatial_shape: Sequence[int]) -> torch.Tensor:
     to_given[:2, 0] = given[:, 1, 0] - given[:, 0, 0]
     to_given[:2, 1] = given[:, 0, 1] - given[:, 0, 0]
     return torch.linalg.inv(to_given)
+
+
+def orientation_warning(name: str | None) -> str | None:
+    """The line a result carries when its radiograph was not upright as given (``None`` for ``"as given"`` or an
+    unchecked orientation)."""
+    if name is None or name == AS_GIVEN:
+        return None
+    turned = "flipped left-right" if name == "mirrored" else f"turned back by {name.split()[-1]} degrees"
+    return (
+        f"the radiograph looked {name}: the landmarks were detected on it {turned} and mapped back onto the image "
+        "as given; check the image's orientation"
+    )
 
 
 def _filenames(inputs: Any, n: int) -> list[str]:
