@@ -2,6 +2,8 @@
 confident on upright images makes the inferer pick the right orientation, and the landmarks come back onto the
 image as given to 1e-3 px (single-stage heatmaps and the two-stage inferer, whose local stage refines upright)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,100 @@ def test_two_stage_without_an_orientation_inferer_reports_none():
     inferer = TwoStageInferer(FacingOracle(), patch_size=16.0, patch_spacing=1.0, codec=CODEC)
     out = inferer(batch["image"], FacingOracle(), local_image=batch["local_image"], local_spacing=batch["local_spacing"])
     assert "orientation" not in out
+
+
+# ------------------------------------------------------------------------------------------ real ISBI radiographs
+# The released model (bundles/cephres/pretrained/isbi2015) on a real Test1 image given as it is, mirrored and
+# rotated. The mirror's landmarks, mapped back, match the original's only up to the model's own sampling: the
+# pre-processing of a mirrored image is not exactly the mirror of the original's (CLAHE's tiles), so the network
+# sees a slightly different input; the tolerance is one model pixel (mean) and three (max).
+
+ISBI_IMAGE = "289.jpg"  # the first image of test1_senior.csv, as every ISBI radiograph: profile facing right
+
+
+@pytest.fixture(scope="module")
+def isbi_image(isbi_dir):
+    from monai.transforms import LoadImage
+
+    from monai_ceph.data import RadiographReader
+
+    load = LoadImage(reader=RadiographReader(), image_only=True, ensure_channel_first=True)
+    image = np.asarray(load(str(isbi_dir / "images" / ISBI_IMAGE)), dtype=np.float32)
+    return image[:1]  # (1, x, y): the JPEG's three channels are equal
+
+
+@pytest.fixture(scope="module")
+def released():
+    from monai_ceph import LandmarkDetector
+
+    return LandmarkDetector.from_pretrained(device="cpu")
+
+
+def _mirrored_back(landmarks, width):
+    back = np.array(landmarks, dtype=np.float64)
+    back[:, 0] = width - 1 - back[:, 0]
+    return back
+
+
+def _check_agreement(original, mirrored_back, model_pixel_mm, spacing_mm=0.1):
+    d = np.linalg.norm((np.asarray(original) - mirrored_back) * spacing_mm, axis=1)
+    assert d.mean() < model_pixel_mm and d.max() < 3 * model_pixel_mm, (d.mean(), d.max(), model_pixel_mm)
+
+
+def test_api_mirrored_and_rotated_radiographs_are_turned_upright(released, isbi_image):
+    assert isinstance(released.parser.get_parsed_content("local#inferer").inferer, OrientationInferer)
+    width = isbi_image.shape[1]
+    mirrored = isbi_image[:, ::-1].copy()
+    rotated = np.rot90(isbi_image, -1, axes=(1, 2)).copy()  # shown turned 90 degrees counter-clockwise
+    as_given, back, turned = released([isbi_image, mirrored, rotated], spacing=0.1)
+    assert (as_given.orientation, back.orientation, turned.orientation) == ("as given", "mirrored", "rotated 90")
+    assert not any("looked" in w for w in as_given.warnings)
+    assert any("looked mirrored" in w for w in back.warnings) and back.to_dict()["orientation"] == "mirrored"
+    model_pixel = released.parser.get_parsed_content("model_pixel_spacing")
+    _check_agreement(as_given.landmarks, _mirrored_back(back.landmarks, width), model_pixel)
+    # the mirror's measurements are the original's (the analysis reads the facing side from the points)
+    for name in ("SNA", "SNB", "ANB"):
+        assert back.measurements[name] == pytest.approx(as_given.measurements[name], abs=3.0), name
+
+
+def test_bundle_inferring_records_the_orientation_and_maps_back(isbi_image, tmp_path):
+    """``python -m monai.bundle run inferring`` with the two-stage configs on a folder holding the image and its
+    mirror: every item says which way it faced; the mirror's points written to its landmark file map back."""
+    from ignite.engine import Events
+    from monai.bundle import ConfigWorkflow
+    from PIL import Image
+
+    from monai_ceph.data.locations import default_bundle_dir, pretrained_dir
+    from monai_ceph.handlers.utils import decollated_items, engine_output
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pixels = isbi_image[0].T.astype(np.uint8)  # (y, x) rows for PIL
+    Image.fromarray(pixels).save(folder / "upright.png")
+    Image.fromarray(pixels[:, ::-1].copy()).save(folder / "mirrored.png")
+    configs = default_bundle_dir() / "configs"
+    models = pretrained_dir()
+    names = ["train", "local_train", "inference", "two_stage_inference", "shape_refine"]
+    override = {
+        "bundle_root": str(tmp_path / "bundle"), "ckpt_dir": str(models), "local#ckpt_dir": str(models / "local"),
+        "input_dir": str(folder), "pixel_spacing": 0.1, "landmark_set": "isbi2015", "save_overlays": False,
+        "spatial_size": json.loads((models / "model.json").read_text())["spatial_size"], "num_workers": 0,
+        "device": "$torch.device('cpu')",
+    }
+    wf = ConfigWorkflow(config_file=[str(configs / f"{n}.json") for n in names], workflow_type="infer", **override)
+    wf.initialize()
+    items = []
+    wf.parser.get_parsed_content("evaluator").add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: items.extend(decollated_items(engine_output(e)))
+    )
+    wf.run()
+    wf.finalize()
+    by_id = {str(d["id"]): d for d in items}
+    assert by_id["upright"]["orientation"] == "as given" and by_id["mirrored"]["orientation"] == "mirrored"
+    written = {}
+    for name in ("upright", "mirrored"):
+        record = json.loads((tmp_path / "bundle" / "eval" / "inference" / "landmarks" / f"{name}.json").read_text())
+        written[name] = np.array([[lm["x"], lm["y"]] for lm in record["landmarks"]], dtype=np.float64)
+        np.testing.assert_allclose(written[name], np.asarray(by_id[name]["pred_landmarks"]), atol=1e-3)
+    model_pixel = wf.parser.get_parsed_content("model_pixel_spacing")
+    _check_agreement(written["upright"], _mirrored_back(written["mirrored"], isbi_image.shape[1]), model_pixel)
