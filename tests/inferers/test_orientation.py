@@ -176,6 +176,43 @@ def test_two_stage_without_an_orientation_inferer_reports_none():
     assert "orientation" not in out
 
 
+def _bundle_parser(*names, **override):
+    from monai.bundle import ConfigParser
+
+    from monai_ceph.data.locations import default_bundle_dir
+
+    p = ConfigParser()
+    p.read_config([str(default_bundle_dir() / "configs" / f"{n}.json") for n in ("train", *names)])
+    p.update({"dataset_dir": "unused", "landmark_set": "isbi2015", **override})
+    return p
+
+
+def test_the_bundle_checks_the_orientation_for_inference_and_evaluation_only():
+    from monai.inferers import SimpleInferer
+
+    assert type(_bundle_parser().get_parsed_content("validate#inferer")) is SimpleInferer  # training validation
+    for names in (("inference",), ("evaluate",)):
+        inferer = _bundle_parser(*names).get_parsed_content("validate#inferer")
+        assert isinstance(inferer, OrientationInferer) and inferer.orientations == tuple(ORIENTATIONS), names
+        assert inferer.inferer is None and inferer.refuse == ()
+    two_stage = _bundle_parser("local_train", "inference", "two_stage_inference").get_parsed_content("inferer")
+    assert isinstance(two_stage, TwoStageInferer) and isinstance(two_stage.inferer, OrientationInferer)
+    off = _bundle_parser("local_train", "inference", "two_stage_inference", orientation=False)
+    assert type(off.get_parsed_content("inferer").inferer) is SimpleInferer
+    assert type(_bundle_parser("inference", orientation=False).get_parsed_content("inferer")) is SimpleInferer
+    refusing = _bundle_parser("inference", orientation_refuse=["rotated 90", "rotated 270"])
+    assert refusing.get_parsed_content("inferer").refuse == ("rotated 90", "rotated 270")
+
+
+def test_the_bundle_post_processing_moves_the_orientation_into_the_item():
+    steps = _bundle_parser("inference").get_parsed_content("validate#orientation_outputs")
+    heatmaps = torch.rand(2, 8, 8)
+    item = {"pred": {"pred": heatmaps, "orientation": "mirrored"}, "image": torch.zeros(1, 8, 8)}
+    for step in steps:
+        item = step(item)
+    assert item["orientation"] == "mirrored" and torch.equal(torch.as_tensor(item["pred"]), heatmaps)
+
+
 # ------------------------------------------------------------------------------------------ real ISBI radiographs
 # The released model (bundles/cephres/pretrained/isbi2015) on a real Test1 image given as it is, mirrored and
 # rotated. The mirror's landmarks, mapped back, match the original's only up to the model's own sampling: the
