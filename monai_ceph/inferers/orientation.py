@@ -11,7 +11,8 @@ Orientation names say what happened to an upright radiograph to give the input (
 ``"rotated 270"`` (turned counter-clockwise by that many degrees as displayed). :func:`upright` turns a tensor
 ``(..., x, y)`` upright, :func:`from_upright` undoes it, and :func:`upright_matrix` is the exact pixel map (pixel
 centres at integers): both are permutations of the pixel grid, so nothing is interpolated and points map back to
-within rounding. Heatmaps at output stride ``s`` map exactly when the input size is a multiple of ``s``.
+within rounding (:mod:`monai_ceph.transforms.spatial.orientation`, re-exported here). Heatmaps at output stride
+``s`` map exactly when the input size is a multiple of ``s``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from monai.inferers import Inferer
 
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
 from monai_ceph.transforms.landmarks.inside import mask_outside_source
+from monai_ceph.transforms.spatial.orientation import (
+    AS_GIVEN,
+    ORIENTATIONS,
+    check_orientation,
+    from_upright,
+    upright,
+    upright_matrix,
+)
 
 __all__ = [
     "AS_GIVEN",
@@ -37,55 +46,8 @@ __all__ = [
     "upright_matrix",
 ]
 
-AS_GIVEN = "as given"
-# name -> (counter-clockwise quarter turns of torch.rot90 over the (x, y) dims, then a flip of x) turning it upright
-ORIENTATIONS: dict[str, tuple[int, bool]] = {
-    AS_GIVEN: (0, False),
-    "mirrored": (0, True),
-    "rotated 90": (1, False),
-    "rotated 180": (2, False),
-    "rotated 270": (3, False),
-}
-
-
 class UnexpectedOrientationError(ValueError):
     """An input whose detected orientation the inferer was told to refuse rather than correct."""
-
-
-def _check(name: str) -> tuple[int, bool]:
-    if name not in ORIENTATIONS:
-        raise ValueError(f"unknown orientation {name!r}; expected one of {list(ORIENTATIONS)}.")
-    return ORIENTATIONS[name]
-
-
-def upright(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` ``(..., dim0, dim1)`` (MONAI's (x, y)) turned upright from the orientation ``name``."""
-    turns, flip = _check(name)
-    x = torch.rot90(x, turns, dims=(-2, -1)) if turns else x
-    return torch.flip(x, dims=(-2,)) if flip else x
-
-
-def from_upright(x: torch.Tensor, name: str) -> torch.Tensor:
-    """The inverse of :func:`upright`: an upright ``(..., dim0, dim1)`` tensor back in the orientation ``name``."""
-    turns, flip = _check(name)
-    x = torch.flip(x, dims=(-2,)) if flip else x
-    return torch.rot90(x, -turns, dims=(-2, -1)) if turns else x
-
-
-def upright_matrix(name: str, spatial_shape: Sequence[int]) -> torch.Tensor:
-    """``(3, 3)`` float64 homogeneous map from a pixel of an image of ``spatial_shape`` (as given, orientation
-    ``name``) to the same pixel in its upright copy (:func:`upright`); e.g. ``"mirrored"``: ``x' = W - 1 - x``."""
-    shape = [int(s) for s in spatial_shape]
-    if len(shape) != 2 or min(shape) < 2:
-        raise ValueError(f"spatial_shape must be two sizes >= 2, got {spatial_shape!r}.")
-    # the given pixel each upright pixel shows: the permutation applied to the index grids, read off at 3 pixels
-    grids = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in shape], indexing="ij"))
-    given = upright(grids, name)  # (2, u0, u1): given indices at each upright pixel
-    to_given = torch.eye(3, dtype=torch.float64)
-    to_given[:2, 2] = given[:, 0, 0]
-    to_given[:2, 0] = given[:, 1, 0] - given[:, 0, 0]
-    to_given[:2, 1] = given[:, 0, 1] - given[:, 0, 0]
-    return torch.linalg.inv(to_given)
 
 
 def orientation_warning(name: str | None) -> str | None:
@@ -145,7 +107,7 @@ class OrientationInferer(Inferer):
     ) -> None:
         super().__init__()
         for name in (*orientations, *refuse):
-            _check(name)
+            check_orientation(name)
         self.orientations = tuple(dict.fromkeys([AS_GIVEN, *orientations]))
         self.refuse = tuple(refuse)
         if AS_GIVEN in self.refuse:
