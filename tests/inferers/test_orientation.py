@@ -15,7 +15,6 @@ from monai_ceph.inferers import (
     ORIENTATIONS,
     OrientationInferer,
     TwoStageInferer,
-    UnexpectedOrientationError,
     from_upright,
     upright,
     upright_matrix,
