@@ -36,6 +36,7 @@ from monai_ceph.data.locations import DEFAULT_PRETRAINED, default_bundle_dir, pr
 from monai_ceph.data.readers import check_spacing
 from monai_ceph.handlers.provenance import model_provenance, result_warnings
 from monai_ceph.handlers.utils import decollated_items, engine_output
+from monai_ceph.inferers.orientation import orientation_warning
 
 from .result import LandmarkResult
 
@@ -252,7 +253,8 @@ class LandmarkDetector:
         """The warnings of one output item (:func:`~monai_ceph.handlers.provenance.result_warnings`)."""
         unrefined = out.get("unrefined_pred_landmarks")
         points = None if unrefined is None else np.asarray(torch.as_tensor(unrefined).detach().cpu(), dtype=float)
-        return result_warnings(self.model, out.get("shape_plausibility"), points)
+        orientation = orientation_warning(out.get("orientation"))
+        return result_warnings(self.model, out.get("shape_plausibility"), points) + ([orientation] if orientation else [])
 
     def __call__(self, inputs: Any, spacing: Sequence[float] | float | None = None) -> Any:
         """Detect the landmarks of one image (file or array) or a list of them.
@@ -289,6 +291,7 @@ class LandmarkDetector:
             model=dict(self.model),
             pipeline=self.pipeline,
             warnings=self.warnings(out),
+            orientation=out.get("orientation"),
         )
 
 

@@ -41,6 +41,8 @@ class LandmarkResult:
         pipeline: the steps that ran (``"global stage"``, ``"local stage"``, ``"shape refinement"``,
             ``"calibrated uncertainty"``).
         warnings: what the user must know before trusting the points (a phantom-demo model, an implausible shape).
+        orientation: which way the radiograph was found to face (``"as given"``, ``"mirrored"``, ``"rotated 90"``,
+            ...; :class:`~monai_ceph.inferers.OrientationInferer`), None when not checked.
     """
 
     id: str
@@ -56,6 +58,7 @@ class LandmarkResult:
     model: dict[str, Any] = field(default_factory=dict)
     pipeline: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    orientation: str | None = None
 
     @property
     def landmarks_mm(self) -> np.ndarray:
@@ -69,7 +72,7 @@ class LandmarkResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record: ``{"id", "source", "landmark_set", "spacing", "landmarks": [{"abbreviation",
         "x", "y", "x_mm", "y_mm", "confidence"[, "sigma_mm"]}, ...], "measurements", "classes", "model",
-        "pipeline", "warnings"}``; missing values are None."""
+        "pipeline", "warnings", "orientation"}``; missing values are None."""
         rows = []
         for i, abbr in enumerate(self.abbreviations):
             row = dict(zip(("x", "y", "x_mm", "y_mm"), map(_number, (*self.landmarks[i], *self.landmarks_mm[i]))))
@@ -88,6 +91,7 @@ class LandmarkResult:
             "model": dict(self.model),
             "pipeline": list(self.pipeline),
             "warnings": list(self.warnings),
+            "orientation": self.orientation,
         }
 
     def to_csv_row(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from monai.inferers import Inferer, SimpleInferer
 
+from monai_ceph.inferers.orientation import AS_GIVEN, OrientationInferer, upright, upright_matrix
 from monai_ceph.shape.uncertainty import covariance_radius, covariance_to_source, heatmap_covariance
 from monai_ceph.transforms.landmarks.array import landmark_visibility
 from monai_ceph.transforms.landmarks.codec import GaussianHeatmapCodec
@@ -222,6 +223,11 @@ class TwoStageInferer(Inferer):
     ``"coarse_landmarks"`` and ``"coarse_confidence"`` (global stage), ``"coarse_outside"`` (1.0 where the coarse
     point fell outside the image and was refined from a padded patch).
 
+    With an :class:`~monai_ceph.inferers.OrientationInferer` as ``inferer`` the global stage also decides which way
+    each radiograph faces; the local stage then refines on the local image turned upright by the same decision
+    (patches as the local network was trained), its points mapped back exactly, and the output has
+    ``"orientation"``: the list of the ``B`` decisions (``"as given"``, ``"mirrored"``, ...).
+
     Args:
         local_network: the local stage's network.
         patch_size, patch_spacing, exploration, epsilon, threshold, batch_size, prior_sigma, recentre: as
@@ -230,7 +236,8 @@ class TwoStageInferer(Inferer):
         local_codec: the local stage's codec (default: ``codec``).
         logits: the global network outputs logits.
         local_logits: the local network outputs logits.
-        inferer: how the global network is run on ``inputs`` (default :class:`monai.inferers.SimpleInferer`).
+        inferer: how the global network is run on ``inputs`` (default :class:`monai.inferers.SimpleInferer`; an
+            :class:`~monai_ceph.inferers.OrientationInferer` also turns the local stage's image upright).
     """
 
     def __init__(
@@ -277,7 +284,11 @@ class TwoStageInferer(Inferer):
                 "prepare_batch=PrepareBatchExtraInput(extra_keys={'local_image': 'local_image', "
                 "'local_spacing': 'local_spacing'})."
             )
-        pred = mask_outside_source(self.inferer(inputs, network, *args, **kwargs), inputs, self.codec.stride)
+        if isinstance(self.inferer, OrientationInferer):
+            orientation, _, heatmaps = self.inferer.decide(inputs, network, *args, **kwargs)
+        else:
+            orientation, heatmaps = None, self.inferer(inputs, network, *args, **kwargs)
+        pred = mask_outside_source(heatmaps, inputs, self.codec.stride)
         coarse, coarse_confidence = self.codec.decode(pred, logits=self.logits)  # (B, K, 2) in inputs' pixels
         model_to_source = model_to_source_affine(inputs).reshape(-1, 3, 3)
         local_to_source = model_to_source_affine(local_image).reshape(-1, 3, 3)
@@ -285,8 +296,15 @@ class TwoStageInferer(Inferer):
         for b in range(len(coarse)):
             model_to_local = torch.linalg.solve(local_to_source[b], model_to_source[b])
             points = transform_points(coarse[b].detach().cpu().double(), model_to_local)
-            out = self.refiner(local_image[b], points, torch.as_tensor(local_spacing[b]).cpu())
-            local_to_model = torch.linalg.inv(model_to_local)
+            name = AS_GIVEN if orientation is None else orientation[b]
+            image, spacing = local_image[b], torch.as_tensor(local_spacing[b]).cpu()
+            to_upright = torch.eye(3, dtype=torch.float64)
+            if name != AS_GIVEN:  # refine on the local image turned upright, as the local network was trained
+                to_upright = upright_matrix(name, image.shape[-2:])
+                image, points = upright(image, name), transform_points(points, to_upright)
+                spacing = spacing[[1, 0]] if bool(to_upright[0, 0] == 0) else spacing  # a quarter turn swaps x, y
+            out = self.refiner(image, points, spacing)
+            local_to_model = torch.linalg.inv(to_upright @ model_to_local)
             refined.append(transform_points(out["landmarks"], local_to_model))
             confidence.append(out["confidence"])
             covariance.append(covariance_to_source(out["covariance"], local_to_model))  # (K, 2, 2): one affine
@@ -299,4 +317,5 @@ class TwoStageInferer(Inferer):
             "coarse_landmarks": coarse.float(),
             "coarse_confidence": coarse_confidence.float(),
             "coarse_outside": torch.stack(outside).float().to(device),
+            **({} if orientation is None else {"orientation": orientation}),
         }

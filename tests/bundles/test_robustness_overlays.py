@@ -13,7 +13,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.data import MetaTensor
 from monai.transforms import RandomizableTransform
 
-from monai_ceph.inferers import TestTimeAugmentationInferer
+from monai_ceph.inferers import OrientationInferer, TestTimeAugmentationInferer
 from monai_ceph.transforms import GaussianHeatmapCodec
 from monai_ceph.transforms.spatial.field_of_view import PhysicalFieldd
 
@@ -71,9 +71,13 @@ def test_scanner_augmentation_spatial_steps_carry_a_blob_exactly(configs):
 
 
 def test_tta_overlay_sets_the_inferers(configs):
+    """tta.json sets the network pass; evaluation runs it inside the orientation check, on the winning side."""
     p = parser(configs, "evaluate", "tta")
+    inferer = p.get_parsed_content("validate#inferer")
+    assert isinstance(inferer, OrientationInferer) and isinstance(inferer.inferer, TestTimeAugmentationInferer)
+    assert inferer.inferer.scales == (0.9, 1.0, 1.1)
+    p = parser(configs, "evaluate", "tta", orientation=False)
     assert isinstance(p.get_parsed_content("validate#inferer"), TestTimeAugmentationInferer)
-    assert p.get_parsed_content("validate#inferer").scales == (0.9, 1.0, 1.1)
 
 
 @pytest.mark.slow

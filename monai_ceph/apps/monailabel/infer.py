@@ -3,7 +3,8 @@
 
 The pipeline is the bundle's, taken by id from ``train.json`` + the ``inference.json`` overlay:
 :class:`SpacingFromSource` -> ``preprocessing_transforms`` -> ``network_def`` (weights from ``ckpt_path``,
-``<bundle>/models/model.pt``) -> ``postprocessing`` (heatmap decoding, per-landmark uncertainty, the mapping back to
+``<bundle>/models/model.pt``) run by the bundle's ``inferer`` (with ``"orientation"``: on the radiograph turned
+upright, :class:`~monai_ceph.inferers.OrientationInferer`) -> ``postprocessing`` (heatmap decoding, per-landmark uncertainty, the mapping back to
 source pixels, and the bundle's ``measurements`` of the predicted landmarks). A bundle whose post-processing gives
 no uncertainty gets the app's :class:`~monai_ceph.shape.LandmarkUncertaintyd` after it.
 The result is JSON only: the label format of :mod:`monai_ceph.data.monailabel` plus, per landmark, its group, mm
@@ -41,6 +42,7 @@ from monai_ceph.apps.monailabel.refit import Evidence, LandmarkEdit, covariance_
 from monai_ceph.data import SpacingError, check_spacing, is_dicom, monailabel_label, read_dicom_spacing
 from monai_ceph.deprecation import deprecated_alias
 from monai_ceph.handlers.provenance import model_description, model_provenance, result_warnings
+from monai_ceph.inferers.orientation import orientation_warning
 from monai_ceph.shape import LandmarkUncertaintyd, ShapeModel
 
 __all__ = ["SpacingFromSource", "SourceSpacingd", "CephLandmarkInfer"]
@@ -175,6 +177,9 @@ class CephLandmarkInfer(BasicInferTask):
         self.shape_model_file = _bundle_file(parser, "shape_model_file", SHAPE_MODEL_FILE)
         self.calibration_file = _bundle_file(parser, "calibration_file", CALIBRATION_FILE)
         codec = parser.get_parsed_content("codec")
+        # the bundle's own inferer: with "orientation" (inference.json) the network runs on the radiograph turned
+        # upright and the post-processing records which way it faced
+        self.bundle_inferer = parser.get_parsed_content("inferer")
         first = parser.get_parsed_content("postprocessing")
         # the bundle resolves its calibration file when its config is parsed: parse again when that file changes
         self.postprocessing = FileWatch(
@@ -235,6 +240,9 @@ class CephLandmarkInfer(BasicInferTask):
     def pre_transforms(self, data=None) -> Sequence[Callable]:
         return self.preprocessing
 
+    def inferer(self, data=None) -> Callable:
+        return self.bundle_inferer
+
     def post_transforms(self, data=None) -> Sequence[Callable]:
         return [self.postprocessing()[0], self._uncertainty_if_missing]
 
@@ -289,7 +297,8 @@ class CephLandmarkInfer(BasicInferTask):
                 "model": model,
                 "model_description": "untrained network (random weights)" if checkpoint is None
                 else model_description(model),
-                "warnings": result_warnings(model),
+                "warnings": result_warnings(model) + [w for w in [orientation_warning(data.get("orientation"))] if w],
+                "orientation": data.get("orientation"),
                 "spacing_source": data["spacing_source"],
                 "image_size": None if shape is None else [int(s) for s in np.asarray(shape).reshape(-1)],
                 "coordinates": "source image pixels (x, y), integer = pixel centre; *_mm = pixels x spacing",
@@ -395,7 +404,7 @@ class CephLandmarkInfer(BasicInferTask):
         for entry, flag in zip(result["landmarks"], flagged):
             entry["flagged"] = bool(flag)
         keys = ("spacing_source", "image_size", "coordinates", "checkpoint", "untrained", "calibrated", "model",
-                "model_description", "warnings")
+                "model_description", "warnings", "orientation")
         result.update({k: base[k] for k in keys})
         m = self.measurements
         item = {m.keys[0]: landmarks} if m.spacing_key is None else {m.keys[0]: landmarks, m.spacing_key: evidence.spacing}

@@ -23,3 +23,4 @@ from .dictionary import (
 )
 from .field_of_view import *  # noqa: F401,F403  (PhysicalField(d), FieldOfView(d), RandFieldOfView(d))
 from .patches import *  # noqa: F401,F403  (LandmarkPatches(d), RandLandmarkPatchd)
+from .orientation import *  # noqa: F401,F403  (upright, from_upright, upright_matrix, WhileUprightd)
