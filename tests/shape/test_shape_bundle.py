@@ -123,7 +123,8 @@ def oracle_override(bundle):
             {"_target_": "Lambdad", "keys": "pred_landmarks", "func": f"$lambda p: p + torch.tensor({shift})"},
             {"_target_": "Lambdad", "keys": "cov_mm", "func": f"$lambda c: {SD_MM**2} * torch.eye(2).expand(19, 2, 2)"},
         ],
-        "validate#postprocessing#transforms": "$[@validate#inside, @validate#decode, @validate#uncertainty, @validate#to_source] + "
+        "validate#postprocessing#transforms": "$(@validate#orientation_outputs if @orientation else []) + "
+        "[@validate#inside, @validate#decode, @validate#uncertainty, @validate#to_source] + "
         "@oracle + @validate#shape_refinement + [@measurements]",
     }
 

@@ -91,6 +91,10 @@ class WhileUprightd(MapTransform):
     reads anatomy from the points' directions (the cephalometric measurements' signed angles) sees an upright
     skull. The keys and the spacing are then restored (the points mapped back exactly); everything else
     ``transform`` wrote is kept. An item without an orientation, or ``"as given"``, goes straight through.
+
+    ``covariance_keys`` (``(K, 2, 2)`` in source mm^2, e.g. the points' ``cov_mm``) are turned with them, so a step
+    that fuses the points with their uncertainty (the shape refinement) works upright too; ``keys`` and
+    ``covariance_keys`` that ``transform`` writes (``unrefined_pred_landmarks``, ...) are mapped back as well.
     """
 
     def __init__(
@@ -100,9 +104,11 @@ class WhileUprightd(MapTransform):
         orientation_key: str = "orientation",
         ref_key: str = "image",
         spacing_key: str | None = "spacing",
+        covariance_keys: KeysCollection = (),
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.covariance_keys = [covariance_keys] if isinstance(covariance_keys, str) else list(covariance_keys)
         self.transform = transform
         self.orientation_key = orientation_key
         self.ref_key = ref_key
@@ -124,20 +130,35 @@ class WhileUprightd(MapTransform):
         check_orientation(name)
         d = dict(data)
         to_upright = upright_matrix(name, self._source_shape(d))
-        keys = list(self.key_iterator(d))
-        for key in keys:
+        for key in self.key_iterator(d):
             d[key] = transform_points(d[key], to_upright)
         quarter = ORIENTATIONS[name][0] % 2 == 1
+        linear = to_upright[:2, :2]  # a signed permutation: mm covariances turn by it as pixels do
+        for key in self.covariance_keys:
+            if d.get(key) is not None:
+                d[key] = _turn_covariance(d[key], linear)
         if quarter and self.spacing_key is not None and self.spacing_key in d:
             spacing = d[self.spacing_key]
             d[self.spacing_key] = spacing[..., [1, 0]] if hasattr(spacing, "shape") else list(spacing)[::-1]
         out = dict(self.transform(d))
         back = torch.linalg.inv(to_upright)
-        for key in keys:
-            out[key] = transform_points(out[key], back)
+        for key in self.keys:
+            if out.get(key) is not None:
+                out[key] = transform_points(out[key], back)
+        for key in self.covariance_keys:
+            if out.get(key) is not None:
+                out[key] = _turn_covariance(out[key], back[:2, :2])
         if self.spacing_key is not None and self.spacing_key in data:
             out[self.spacing_key] = data[self.spacing_key]
         return out
+
+
+def _turn_covariance(cov, linear: torch.Tensor):
+    """``A C A^T`` for ``(..., 2, 2)`` covariances, in the input's type (numpy or torch)."""
+    c = torch.as_tensor(np.asarray(cov) if not isinstance(cov, torch.Tensor) else cov)
+    a = linear.to(dtype=c.dtype, device=c.device)
+    turned = a @ c @ a.T
+    return turned if isinstance(cov, torch.Tensor) else turned.numpy()
 
 
 WhileUprightD = WhileUprightDict = WhileUprightd

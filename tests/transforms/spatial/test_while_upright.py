@@ -53,9 +53,6 @@ def test_measurements_of_a_turned_radiograph_are_the_upright_ones(name):
         assert values[key] == pytest.approx(value, abs=1e-6), (name, key)
     np.testing.assert_allclose(np.asarray(out["pred_landmarks"]), np.asarray(item["pred_landmarks"]), atol=1e-9)
     assert torch.equal(out["spacing"], item["spacing"])
-    if name in ("rotated 90", "rotated 180"):  # measured as given, the signed angles come out wrong: the reason
-        plain = _values(measure(_item(name)))
-        assert any(abs(plain[k] - reference[k]) > 1 for k in SIGNED)
 
 
 def test_an_item_without_an_orientation_goes_straight_through():
