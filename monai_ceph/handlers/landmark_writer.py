@@ -210,6 +210,8 @@ class LandmarkWriter(ItemHandler):
                 }
             if self.pipeline is not None:
                 record["pipeline"] = self.pipeline
+            if item.get("orientation") is not None:  # how the radiograph faced (OrientationInferer)
+                record["orientation"] = str(item["orientation"])
             if self.model is not None:
                 record["model"] = self.model
                 record["warnings"] = result_warnings(
