@@ -38,8 +38,9 @@ def test_app_serves_the_released_model(released_server, released_reference):
     for r in api:
         np.testing.assert_allclose(predicted[r.id], r.landmarks, atol=1e-3)
     # an annotator's correction: the re-fit keeps the fixed point and re-estimates the others from the evidence
-    moved = [predicted[ref.ids[0]][0][0] + 20.0, predicted[ref.ids[0]][0][1]]
-    refit = released_server.post(f"/infer/cephres?image={ref.ids[0]}&output=json",
+    last = ref.ids[-1]  # the app keeps the evidence of its last 8 images
+    moved = [predicted[last][0][0] + 20.0, predicted[last][0][1]]
+    refit = released_server.post(f"/infer/cephres?image={last}&output=json",
                                  data={"params": json.dumps({"fixed": {"S": moved}, "missing": []})})
     assert refit.status_code == 200, refit.text
     body = refit.json()
