@@ -333,8 +333,8 @@ def test_monailabel_infer_task_turns_a_mirrored_radiograph_upright(isbi_image, t
     assert results["upright"]["orientation"] == "as given" and results["mirrored"]["orientation"] == "mirrored"
     assert any("looked mirrored" in w for w in results["mirrored"]["warnings"])
     points = {n: np.array([[lm["x"], lm["y"]] for lm in r["landmarks"]], dtype=np.float64) for n, r in results.items()}
+    # the app runs the bundle's whole pipeline (both stages, shape refinement): the mirror's input differs slightly
+    # (CLAHE is not mirror-symmetric), so the points agree to a fraction of a global model pixel, not exactly
     model_pixel = physical_pixel_spacing(config.spatial_size, (200.0, 250.0))  # train.json's physical_field_mm
-    # the app runs the global stage alone: with the 2-minute placeholder model two landmarks' heatmaps have two
-    # modes and the slightly different input of the mirror (CLAHE) picks the other one; the rest agree closely
     d = np.linalg.norm((points["upright"] - _mirrored_back(points["mirrored"], isbi_image.shape[1])) * 0.1, axis=1)
-    assert np.median(d) < model_pixel / 4 and (d < model_pixel).sum() >= 17, d
+    assert np.median(d) < model_pixel / 2 and (d < model_pixel).sum() >= 17, d
